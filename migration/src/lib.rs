@@ -1,0 +1,16 @@
+//! authd's database schema, as an ordered list of migrations. Each migration declares its own
+//! identifiers and never imports the application's entities, so history stays frozen when the
+//! entities change.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,207 @@
+//! Access tokens: RFC 9068 JWTs signed with the current key. Verification trusts nothing in the
+//! token's header but the `kid`: the algorithm is fixed by configuration, never read from the token.
+
+use super::keys::KeyRing;
+use crate::domain::{SessionId, UserId};
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `typ` header of access tokens (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// Tokens longer than this are refused before any parsing.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The claims of an access token. Nothing secret: anyone holding the token can read them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Audience,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub sid: String,
+    pub email: String,
+    pub email_verified: bool,
+}
+
+/// `aud` is a string for one audience and an array for several (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Self::One(aud) => vec![aud.clone()],
+            Self::Many(auds) => auds.clone(),
+        }
+    }
+}
+
+/// Who a token is for; what the issuer needs besides the clock and its settings.
+pub struct Subject<'a> {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub email: &'a str,
+    pub email_verified: bool,
+}
+
+/// Issues and verifies access tokens with the key ring.
+pub struct AccessTokens {
+    keys: Arc<KeyRing>,
+    issuer: String,
+    audience: Audience,
+    ttl: Duration,
+    validation: Validation,
+}
+
+impl AccessTokens {
+    pub fn new(keys: Arc<KeyRing>, issuer: String, audience: Vec<String>, ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&issuer]);
+        validation.set_audience(&audience);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        // authd's own clock is the one that issued the token: no skew to allow for.
+        validation.leeway = 0;
+        let audience = match <[String; 1]>::try_from(audience) {
+            Ok([one]) => Audience::One(one),
+            Err(many) => Audience::Many(many),
+        };
+        Self {
+            keys,
+            issuer,
+            audience,
+            ttl,
+            validation,
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A signed access token for `subject`, issued at `now` (unix seconds).
+    pub fn issue(&self, subject: &Subject<'_>, now: i64) -> anyhow::Result<String> {
+        let keys = self.keys.current();
+        let ttl = i64::try_from(self.ttl.as_secs())?;
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: subject.user_id.to_string(),
+            aud: self.audience.clone(),
+            exp: now.saturating_add(ttl),
+            iat: now,
+            jti: uuid::Uuid::now_v7().to_string(),
+            sid: subject.session_id.to_string(),
+            email: subject.email.to_owned(),
+            email_verified: subject.email_verified,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(keys.signing_kid.clone());
+        jsonwebtoken::encode(&header, &claims, &keys.signing_key)
+            .map_err(|e| anyhow::anyhow!("signing an access token failed: {e}"))
+    }
+
+    /// The claims of a well-formed, correctly signed, unexpired access token of ours; `None` for
+    /// anything else. Whether its session is still live is the caller's to check.
+    pub fn verify(&self, token: &str) -> Option<AccessClaims> {
+        if token.len() > MAX_TOKEN_LEN {
+            return None;
+        }
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let typ_ok = header.typ.as_deref().is_some_and(|typ| {
+            typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+                || typ.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok || header.alg != Algorithm::EdDSA {
+            return None;
+        }
+        let keys = self.keys.current();
+        let key = keys.verifying_key(header.kid.as_deref()?)?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).ok()?;
+        Some(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keys::{KeySet, StoredKey};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn tokens(audience: &[&str]) -> anyhow::Result<AccessTokens> {
+        let key = StoredKey::generate()?;
+        let ring = KeyRing::new(KeySet::new(&key, std::slice::from_ref(&key))?);
+        Ok(AccessTokens::new(
+            Arc::new(ring),
+            "https://auth.example".into(),
+            audience.iter().map(|a| a.to_string()).collect(),
+            Duration::from_secs(900),
+        ))
+    }
+
+    fn subject() -> Subject<'static> {
+        Subject {
+            user_id: UserId::new(),
+            session_id: SessionId::new(),
+            email: "a@example.com",
+            email_verified: true,
+        }
+    }
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    #[test]
+    fn issued_tokens_verify_with_their_claims() -> anyhow::Result<()> {
+        let tokens = tokens(&["authd"])?;
+        let subject = subject();
+        let token = tokens.issue(&subject, now())?;
+        let claims = tokens
+            .verify(&token)
+            .ok_or_else(|| anyhow::anyhow!("not verified"))?;
+        assert_eq!(claims.sub, subject.user_id.to_string());
+        assert_eq!(claims.exp - claims.iat, 900);
+        assert_eq!(claims.aud, Audience::One("authd".into()));
+        Ok(())
+    }
+
+    #[test]
+    fn several_audiences_are_an_array() -> anyhow::Result<()> {
+        let tokens = tokens(&["a", "b"])?;
+        let claims = tokens.verify(&tokens.issue(&subject(), now())?);
+        assert_eq!(
+            claims.map(|c| c.aud.to_vec()),
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn expired_tampered_and_foreign_tokens_are_refused() -> anyhow::Result<()> {
+        let tokens = tokens(&["authd"])?;
+        let expired = tokens.issue(&subject(), now() - 1000)?;
+        assert_eq!(tokens.verify(&expired), None);
+
+        let token = tokens.issue(&subject(), now())?;
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(&parts[1])?)?;
+        parts[1] = URL_SAFE_NO_PAD
+            .encode(payload.replace("\"email_verified\":true", "\"email_verified\":false"));
+        assert_eq!(tokens.verify(&parts.join(".")), None);
+
+        let other = self::tokens(&["authd"])?.issue(&subject(), now())?;
+        assert_eq!(tokens.verify(&other), None, "a token signed by another key");
+        assert_eq!(tokens.verify("not.a.jwt"), None);
+        assert_eq!(tokens.verify(""), None);
+        Ok(())
+    }
+}

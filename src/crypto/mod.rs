@@ -1,0 +1,6 @@
+//! Cryptography: password hashing, opaque tokens, signing keys and access tokens.
+
+pub mod jwt;
+pub mod keys;
+pub mod password;
+pub mod token;

@@ -1,0 +1,287 @@
+//! Password hashing: argon2id by default, bcrypt for teams that need it or import it.
+//!
+//! Hashing is slow on purpose, so it never runs on the async workers: every hash or verify goes to
+//! the blocking pool, and a semaphore bounds how many run at once so a burst of logins queues
+//! instead of starving the machine. A login for an unknown email verifies against a dummy hash so
+//! that it costs the same as a wrong password.
+
+use crate::config::{HashAlgorithm, PasswordSettings};
+use crate::domain::Password;
+use anyhow::Context;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+/// What checking a password against a stored hash found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub matches: bool,
+    /// The stored hash is of another algorithm or weaker cost than configured: store a new one.
+    pub needs_rehash: bool,
+}
+
+/// Hashes and verifies passwords with the configured algorithm and cost.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    algorithm: HashAlgorithm,
+    argon2_params: Params,
+    bcrypt_cost: u32,
+    permits: Semaphore,
+    dummy_hash: String,
+}
+
+impl PasswordHasher {
+    /// Checks the settings and prepares the dummy hash (one hash at start-up).
+    pub fn new(settings: &PasswordSettings) -> anyhow::Result<Self> {
+        let argon2_params = Params::new(
+            settings.argon2_memory_kib,
+            settings.argon2_iterations,
+            settings.argon2_parallelism,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("invalid argon2 settings (AUTHD_ARGON2_*): {e}"))?;
+        let mut inner = Inner {
+            algorithm: settings.algorithm,
+            argon2_params,
+            bcrypt_cost: settings.bcrypt_cost,
+            permits: Semaphore::new(settings.max_concurrent_hashes()),
+            dummy_hash: String::new(),
+        };
+        inner.dummy_hash = inner.hash("authd dummy password: never matches a real login")?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// A new hash of `password` in PHC (argon2) or modular crypt (bcrypt) format.
+    pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
+        let password = password.clone();
+        self.run_blocking(move |inner| inner.hash(password.expose()))
+            .await
+    }
+
+    /// Checks `password` against `stored`; with no stored hash (unknown user) checks against the
+    /// dummy hash, so the caller cannot tell the two apart by timing. The result then never matches.
+    pub async fn verify(
+        &self,
+        password: &Password,
+        stored: Option<&str>,
+    ) -> anyhow::Result<Verified> {
+        let password = password.clone();
+        let stored = stored.map(str::to_owned);
+        self.run_blocking(move |inner| match stored {
+            Some(stored) => inner.verify(password.expose(), &stored),
+            None => inner
+                .verify(password.expose(), &inner.dummy_hash)
+                .map(|_| Verified {
+                    matches: false,
+                    needs_rehash: false,
+                }),
+        })
+        .await
+    }
+
+    async fn run_blocking<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> anyhow::Result<T> + Send + 'static,
+    {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .context("password hasher is shut down")?;
+        let inner = Arc::clone(&self.inner);
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| work(&inner)))
+            .instrument(tracing::debug_span!("password_hash"))
+            .await
+            .context("password hashing task failed")?
+    }
+}
+
+impl Inner {
+    fn argon2(&self) -> Argon2<'_> {
+        Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            self.argon2_params.clone(),
+        )
+    }
+
+    fn hash(&self, password: &str) -> anyhow::Result<String> {
+        match self.algorithm {
+            HashAlgorithm::Argon2id => {
+                let mut salt = [0u8; 16];
+                getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+                let salt = SaltString::encode_b64(&salt)
+                    .map_err(|e| anyhow::anyhow!("cannot encode salt: {e}"))?;
+                self.argon2()
+                    .hash_password(password.as_bytes(), &salt)
+                    .map(|hash| hash.to_string())
+                    .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))
+            }
+            // bcrypt reads at most 72 bytes, like the Node.js libraries whose hashes it imports.
+            HashAlgorithm::Bcrypt => bcrypt::hash(password, self.bcrypt_cost)
+                .map_err(|e| anyhow::anyhow!("bcrypt hashing failed: {e}")),
+        }
+    }
+
+    fn verify(&self, password: &str, stored: &str) -> anyhow::Result<Verified> {
+        if is_bcrypt(stored) {
+            let matches = bcrypt::verify(password, stored)
+                .map_err(|e| anyhow::anyhow!("stored bcrypt hash is unreadable: {e}"))?;
+            let weaker = bcrypt_cost(stored).is_none_or(|cost| cost < self.bcrypt_cost);
+            let needs_rehash = self.algorithm != HashAlgorithm::Bcrypt || weaker;
+            return Ok(Verified {
+                matches,
+                needs_rehash,
+            });
+        }
+        let parsed = PasswordHash::new(stored)
+            .map_err(|e| anyhow::anyhow!("stored password hash is unreadable: {e}"))?;
+        let matches = self
+            .argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        let same_cost = parsed.algorithm.as_str() == "argon2id"
+            && Params::try_from(&parsed).is_ok_and(|p| {
+                p.m_cost() == self.argon2_params.m_cost()
+                    && p.t_cost() == self.argon2_params.t_cost()
+                    && p.p_cost() == self.argon2_params.p_cost()
+            });
+        let needs_rehash = self.algorithm != HashAlgorithm::Argon2id || !same_cost;
+        Ok(Verified {
+            matches,
+            needs_rehash,
+        })
+    }
+}
+
+fn is_bcrypt(stored: &str) -> bool {
+    ["$2a$", "$2b$", "$2x$", "$2y$"]
+        .iter()
+        .any(|prefix| stored.starts_with(prefix))
+}
+
+/// The cost of a `$2b$10$…` hash.
+fn bcrypt_cost(stored: &str) -> Option<u32> {
+    stored.get(4..6)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(algorithm: HashAlgorithm) -> PasswordSettings {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            settings: PasswordSettings,
+        }
+        let mut settings = Wrapper::parse_from([
+            "test",
+            "--argon2-memory-kib",
+            "64",
+            "--argon2-iterations",
+            "1",
+            "--bcrypt-cost",
+            "4",
+        ])
+        .settings;
+        settings.algorithm = algorithm;
+        settings
+    }
+
+    fn password(raw: &str) -> Password {
+        Password::parse_attempt("password", raw).unwrap_or_else(|_| panic!("bad test password"))
+    }
+
+    #[tokio::test]
+    async fn argon2_round_trip_and_wrong_password() -> anyhow::Result<()> {
+        let hasher = PasswordHasher::new(&settings(HashAlgorithm::Argon2id))?;
+        let hash = hasher.hash(&password("correct horse")).await?;
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
+        let ok = hasher
+            .verify(&password("correct horse"), Some(&hash))
+            .await?;
+        assert_eq!(
+            ok,
+            Verified {
+                matches: true,
+                needs_rehash: false
+            }
+        );
+        let wrong = hasher
+            .verify(&password("correct horsf"), Some(&hash))
+            .await?;
+        assert!(!wrong.matches);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn bcrypt_hashes_verify_and_ask_for_upgrade() -> anyhow::Result<()> {
+        let hasher = PasswordHasher::new(&settings(HashAlgorithm::Argon2id))?;
+        // A hash as Node's bcryptjs writes it ($2a$, cost 4).
+        let legacy = bcrypt::hash_with_salt("node secret", 4, [7; 16])?
+            .format_for_version(bcrypt::Version::TwoA);
+        let verified = hasher
+            .verify(&password("node secret"), Some(&legacy))
+            .await?;
+        assert_eq!(
+            verified,
+            Verified {
+                matches: true,
+                needs_rehash: true
+            }
+        );
+        assert!(
+            !hasher
+                .verify(&password("node secreT"), Some(&legacy))
+                .await?
+                .matches
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn changed_cost_asks_for_rehash() -> anyhow::Result<()> {
+        let weak = PasswordHasher::new(&settings(HashAlgorithm::Argon2id))?;
+        let hash = weak.hash(&password("correct horse")).await?;
+        let mut stronger = settings(HashAlgorithm::Argon2id);
+        stronger.argon2_memory_kib = 128;
+        let strong = PasswordHasher::new(&stronger)?;
+        let verified = strong
+            .verify(&password("correct horse"), Some(&hash))
+            .await?;
+        assert_eq!(
+            verified,
+            Verified {
+                matches: true,
+                needs_rehash: true
+            }
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn unknown_user_never_matches() -> anyhow::Result<()> {
+        let hasher = PasswordHasher::new(&settings(HashAlgorithm::Bcrypt))?;
+        let verified = hasher
+            .verify(
+                &password("authd dummy password: never matches a real login"),
+                None,
+            )
+            .await?;
+        assert!(!verified.matches);
+        Ok(())
+    }
+}

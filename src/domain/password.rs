@@ -1,0 +1,101 @@
+use super::FieldViolation;
+use secrecy::{ExposeSecret, SecretString};
+use std::fmt;
+
+/// The longest password accepted, in characters. Bounds hashing cost for hostile input.
+pub const MAX_PASSWORD_CHARS: usize = 128;
+
+/// What a new password must look like. Lengths count characters, not bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordPolicy {
+    pub min_chars: usize,
+}
+
+/// A password in clear text, as the caller sent it: never logged, never in an error.
+#[derive(Clone)]
+pub struct Password(SecretString);
+
+impl Password {
+    /// A new password (signup, reset, change): must meet the policy.
+    pub fn parse_new(
+        field: &'static str,
+        raw: &str,
+        policy: PasswordPolicy,
+    ) -> Result<Self, FieldViolation> {
+        let chars = raw.chars().count();
+        if chars == 0 {
+            return Err(FieldViolation::new(field, "is required"));
+        }
+        if chars < policy.min_chars || chars > MAX_PASSWORD_CHARS {
+            return Err(FieldViolation::new(
+                field,
+                format!(
+                    "must be {} to {MAX_PASSWORD_CHARS} characters long",
+                    policy.min_chars
+                ),
+            ));
+        }
+        Ok(Self(SecretString::from(raw)))
+    }
+
+    /// A password offered at login: only refused when it cannot possibly be right, so that the
+    /// answer to a wrong password stays the same whatever the current policy is.
+    pub fn parse_attempt(field: &'static str, raw: &str) -> Result<Self, FieldViolation> {
+        if raw.is_empty() {
+            return Err(FieldViolation::new(field, "is required"));
+        }
+        if raw.chars().count() > MAX_PASSWORD_CHARS {
+            return Err(FieldViolation::new(
+                field,
+                format!("is longer than {MAX_PASSWORD_CHARS} characters"),
+            ));
+        }
+        Ok(Self(SecretString::from(raw)))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const POLICY: PasswordPolicy = PasswordPolicy { min_chars: 8 };
+
+    #[test]
+    fn length_bounds_count_characters() {
+        assert!(Password::parse_new("password", "1234567", POLICY).is_err());
+        assert!(Password::parse_new("password", "12345678", POLICY).is_ok());
+        assert!(Password::parse_new("password", &"x".repeat(128), POLICY).is_ok());
+        assert!(Password::parse_new("password", &"x".repeat(129), POLICY).is_err());
+        // 128 characters of 4 bytes each is 512 bytes, and still allowed.
+        assert!(Password::parse_new("password", &"🔑".repeat(128), POLICY).is_ok());
+        assert!(Password::parse_new("password", "ééééééé", POLICY).is_err());
+        assert!(Password::parse_new("password", "", POLICY).is_err());
+    }
+
+    #[test]
+    fn debug_does_not_reveal_the_password() {
+        let password = Password::parse_attempt("password", "hunter2hunter2");
+        let shown = format!("{password:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    proptest! {
+        #[test]
+        fn accepted_iff_within_bounds(raw in "\\PC{0,140}") {
+            let chars = raw.chars().count();
+            let accepted = Password::parse_new("password", &raw, POLICY).is_ok();
+            prop_assert_eq!(accepted, (8..=128).contains(&chars));
+        }
+    }
+}

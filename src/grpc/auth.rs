@@ -1,0 +1,182 @@
+//! `auth.v1.AuthService` handlers.
+
+use super::pb::{self, auth_service_server::AuthService as AuthServiceRpc};
+use crate::service::{AuthService, ClientInfo, Introspection, TokenPair, UserView};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// Longest user agent kept with a session.
+const MAX_USER_AGENT: usize = 512;
+
+pub struct AuthGrpc {
+    service: Arc<AuthService>,
+}
+
+impl AuthGrpc {
+    pub fn new(service: Arc<AuthService>) -> Self {
+        Self { service }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl AuthServiceRpc for AuthGrpc {
+    async fn signup(&self, request: Request<pb::SignupRequest>) -> Reply<pb::SignupResponse> {
+        let r = request.into_inner();
+        let user = self.service.signup(&r.email, &r.password, &r.name).await?;
+        Ok(Response::new(pb::SignupResponse {
+            user: Some(user.into()),
+        }))
+    }
+
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Reply<pb::TokenResponse> {
+        let client = client_info(&request);
+        let r = request.into_inner();
+        let pair = self.service.login(&r.email, &r.password, client).await?;
+        Ok(Response::new(pair.into()))
+    }
+
+    async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Reply<pb::TokenResponse> {
+        let pair = self
+            .service
+            .refresh(&request.into_inner().refresh_token)
+            .await?;
+        Ok(Response::new(pair.into()))
+    }
+
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Reply<pb::LogoutResponse> {
+        let r = request.into_inner();
+        self.service
+            .logout(&r.refresh_token, r.all_sessions)
+            .await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn verify_email(
+        &self,
+        request: Request<pb::VerifyEmailRequest>,
+    ) -> Reply<pb::VerifyEmailResponse> {
+        let user = self
+            .service
+            .verify_email(&request.into_inner().token)
+            .await?;
+        Ok(Response::new(pb::VerifyEmailResponse {
+            user: Some(user.into()),
+        }))
+    }
+
+    async fn resend_verification(
+        &self,
+        request: Request<pb::ResendVerificationRequest>,
+    ) -> Reply<pb::ResendVerificationResponse> {
+        self.service
+            .resend_verification(&request.into_inner().email)
+            .await?;
+        Ok(Response::new(pb::ResendVerificationResponse {}))
+    }
+
+    async fn request_password_reset(
+        &self,
+        request: Request<pb::RequestPasswordResetRequest>,
+    ) -> Reply<pb::RequestPasswordResetResponse> {
+        self.service
+            .request_password_reset(&request.into_inner().email)
+            .await?;
+        Ok(Response::new(pb::RequestPasswordResetResponse {}))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Reply<pb::ResetPasswordResponse> {
+        let r = request.into_inner();
+        self.service
+            .reset_password(&r.token, &r.new_password)
+            .await?;
+        Ok(Response::new(pb::ResetPasswordResponse {}))
+    }
+
+    async fn introspect(
+        &self,
+        request: Request<pb::IntrospectRequest>,
+    ) -> Reply<pb::IntrospectResponse> {
+        let answer = match self.service.introspect(&request.into_inner().token).await? {
+            Introspection::Inactive => pb::IntrospectResponse::default(),
+            Introspection::Active(c) => pb::IntrospectResponse {
+                active: true,
+                aud: c.aud.to_vec(),
+                sub: c.sub,
+                email: c.email,
+                sid: c.sid,
+                jti: c.jti,
+                iss: c.iss,
+                exp: c.exp,
+                iat: c.iat,
+                email_verified: c.email_verified,
+                token_type: "access_token".to_owned(),
+            },
+        };
+        Ok(Response::new(answer))
+    }
+
+    async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Reply<pb::GetJwksResponse> {
+        Ok(Response::new(pb::GetJwksResponse {
+            jwks_json: self.service.jwks_json().to_string(),
+        }))
+    }
+}
+
+/// The caller's user agent and address, as the connection shows them. Forwarding headers are
+/// not trusted: anyone can set them.
+fn client_info<T>(request: &Request<T>) -> ClientInfo {
+    let user_agent = request
+        .metadata()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let user_agent = match user_agent.char_indices().nth(MAX_USER_AGENT) {
+        Some((cut, _)) => &user_agent[..cut],
+        None => user_agent,
+    };
+    ClientInfo {
+        user_agent: user_agent.to_owned(),
+        ip: request
+            .remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+impl From<UserView> for pb::User {
+    fn from(user: UserView) -> Self {
+        Self {
+            id: user.id.to_string(),
+            email: user.email,
+            name: user.name,
+            email_verified: user.email_verified,
+            created_at: Some(timestamp(user.created_at)),
+        }
+    }
+}
+
+impl From<TokenPair> for pb::TokenResponse {
+    fn from(pair: TokenPair) -> Self {
+        Self {
+            access_token: pair.access_token,
+            refresh_token: pair.refresh_token,
+            token_type: "Bearer".to_owned(),
+            expires_in: i64::try_from(pair.expires_in.as_secs()).unwrap_or(i64::MAX),
+            refresh_expires_in: i64::try_from(pair.refresh_expires_in.as_secs())
+                .unwrap_or(i64::MAX),
+            user: Some(pair.user.into()),
+        }
+    }
+}

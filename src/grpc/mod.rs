@@ -1,0 +1,19 @@
+//! The gRPC face of authd: thin handlers that turn requests into use-case calls, the one mapping
+//! from `AuthError` to `tonic::Status`, and a layer that counts calls for `/metrics`.
+
+mod auth;
+mod layer;
+mod status;
+
+pub use auth::AuthGrpc;
+pub use layer::MetricsLayer;
+
+/// Code generated from `proto/auth/v1/auth.proto`.
+pub mod pb {
+    #![allow(clippy::all, clippy::pedantic, missing_docs)]
+    tonic::include_proto!("auth.v1");
+
+    /// Encoded descriptors of the proto files, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/auth_descriptor.bin"));
+}

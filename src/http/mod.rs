@@ -1,0 +1,63 @@
+//! The HTTP side port: the JWK Set for verifiers and sidecars, liveness and readiness probes,
+//! and Prometheus metrics.
+
+use crate::crypto::keys::{JWKS_MAX_AGE_SECS, KeyRing};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct HttpState {
+    keys: Arc<KeyRing>,
+    store: Store,
+    metrics: Arc<Metrics>,
+}
+
+pub fn router(keys: Arc<KeyRing>, store: Store, metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(HttpState {
+            keys,
+            store,
+            metrics,
+        })
+}
+
+async fn jwks(State(state): State<HttpState>) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (
+                header::CACHE_CONTROL,
+                format!("public, max-age={JWKS_MAX_AGE_SECS}"),
+            ),
+        ],
+        state.keys.current().jwks_json().to_string(),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
+    if state.store.ping().await {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
+    }
+}
+
+async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {
+    let queued = state.store.queued_mail_count().await.ok();
+    let body = state.metrics.render(queued, queued.is_some());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}

@@ -1,0 +1,16 @@
+//! authd: an authentication service over gRPC. See README.md for what it does and how to run it.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod grpc;
+pub mod http;
+pub mod mail;
+pub mod metrics;
+pub mod service;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use grpc::pb;

@@ -1,0 +1,110 @@
+//! Mail: what authd sends (verification and reset links) and how it gets there. Mails are written
+//! to an outbox table in the same transaction as their cause, then delivered by a background
+//! worker over SMTP, retried with backoff while the server is down, so no mail is lost and no
+//! request waits on the mail server.
+
+mod outbox;
+
+pub use outbox::{OutboxWorker, Transport};
+
+use std::time::Duration;
+
+/// A mail to send.
+#[derive(Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+impl std::fmt::Debug for Mail {
+    // The body holds a one-time link: show who and what, never the link.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes authd's mails. Links are built from the configured application URL only, never from
+/// anything in a request, so a caller cannot point a link at their own host.
+#[derive(Debug, Clone)]
+pub struct MailComposer {
+    app_url: String,
+}
+
+impl MailComposer {
+    pub fn new(app_url: &str) -> Self {
+        Self {
+            app_url: app_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    pub fn verification(&self, to: &str, token: &str, valid_for: Duration) -> Mail {
+        let link = format!("{}/verify-email?token={token}", self.app_url);
+        Mail {
+            to: to.to_owned(),
+            subject: "Verify your email address".to_owned(),
+            body: format!(
+                "Welcome!\n\nConfirm your email address by opening this link:\n\n{link}\n\n\
+                 The link works once and expires in {}.\n\n\
+                 If you did not sign up, ignore this mail.\n",
+                human(valid_for)
+            ),
+        }
+    }
+
+    pub fn password_reset(&self, to: &str, token: &str, valid_for: Duration) -> Mail {
+        let link = format!("{}/reset-password?token={token}", self.app_url);
+        Mail {
+            to: to.to_owned(),
+            subject: "Reset your password".to_owned(),
+            body: format!(
+                "Someone asked to reset the password of this account.\n\n\
+                 Choose a new password by opening this link:\n\n{link}\n\n\
+                 The link works once and expires in {}. Resetting signs you out everywhere.\n\n\
+                 If it was not you, ignore this mail: your password stays as it is.\n",
+                human(valid_for)
+            ),
+        }
+    }
+}
+
+/// `90 minutes`, `24 hours`, `7 days`: how long a link lives, for people.
+fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let (n, unit) = match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_come_from_the_app_url() {
+        let composer = MailComposer::new("https://app.example/");
+        let mail = composer.verification("a@example.com", "TOKEN", Duration::from_secs(86_400));
+        assert!(
+            mail.body
+                .contains("https://app.example/verify-email?token=TOKEN\n"),
+            "{}",
+            mail.body
+        );
+        assert!(mail.body.contains("expires in 1 day."));
+        let reset = composer.password_reset("a@example.com", "T2", Duration::from_secs(5400));
+        assert!(
+            reset
+                .body
+                .contains("https://app.example/reset-password?token=T2\n")
+        );
+        assert!(reset.body.contains("expires in 90 minutes."));
+        assert!(!format!("{reset:?}").contains("T2"));
+    }
+}

@@ -1,0 +1,194 @@
+//! The outbox worker: delivers queued mails, retries failures with exponential backoff, and
+//! wakes at once when a request queues a mail.
+
+use super::Mail;
+use crate::metrics::Metrics;
+use crate::store::{QueuedMail, Store};
+use chrono::Utc;
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Mails taken per round.
+const BATCH: u64 = 32;
+/// How long a claimed mail is hidden from other workers while one delivery attempt runs.
+const LEASE: Duration = Duration::from_secs(120);
+/// Bound on one SMTP conversation (lettre's own timeout covers only the connect).
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Retry delays double from the first to the last.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(300);
+/// Even with nothing queued, look again this often (another replica may have queued a mail).
+const IDLE_POLL: Duration = Duration::from_secs(30);
+
+/// Where mails go.
+pub enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// No SMTP server configured (development): each mail is written to the log instead.
+    Log,
+}
+
+impl Transport {
+    /// SMTP for a URL such as `smtp://127.0.0.1:2525` or `smtps://user:pass@host`; the log without.
+    pub fn from_settings(url: Option<&SecretString>) -> anyhow::Result<Self> {
+        let Some(url) = url else {
+            tracing::warn!(
+                "AUTHD_SMTP_URL is not set: mails, with their links, are written to the log (development only)"
+            );
+            return Ok(Self::Log);
+        };
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+            .map_err(|e| anyhow::anyhow!("AUTHD_SMTP_URL is not a usable SMTP URL: {e}"))?
+            .timeout(Some(Duration::from_secs(10)))
+            .build();
+        Ok(Self::Smtp(transport))
+    }
+
+    async fn send(&self, from: &Mailbox, mail: &Mail) -> anyhow::Result<()> {
+        match self {
+            Self::Log => {
+                tracing::info!(to = %mail.to, subject = %mail.subject, body = %mail.body, "mail (not sent: AUTHD_SMTP_URL unset)");
+                Ok(())
+            }
+            Self::Smtp(transport) => {
+                let message = Message::builder()
+                    .from(from.clone())
+                    .to(mail.to.parse::<Mailbox>()?)
+                    .subject(&mail.subject)
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(mail.body.clone())?;
+                tokio::time::timeout(SEND_TIMEOUT, transport.send(message))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("SMTP conversation timed out"))??;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Delivers the outbox until told to stop.
+pub struct OutboxWorker {
+    store: Store,
+    transport: Transport,
+    from: Mailbox,
+    wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
+}
+
+impl OutboxWorker {
+    pub fn new(
+        store: Store,
+        transport: Transport,
+        from: &str,
+        wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let from = from
+            .parse::<Mailbox>()
+            .map_err(|e| anyhow::anyhow!("AUTHD_MAIL_FROM is not a mailbox: {e}"))?;
+        Ok(Self {
+            store,
+            transport,
+            from,
+            wake,
+            metrics,
+        })
+    }
+
+    /// Runs until `shutdown` turns true. A round in progress finishes; what is left stays queued
+    /// for the next start.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let pause = match self.deliver_due().await {
+                Ok(()) => self.until_next_due().await,
+                Err(err) => {
+                    tracing::warn!(error = %err, "mail outbox round failed; trying again soon");
+                    FIRST_RETRY
+                }
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        tracing::debug!("mail outbox worker stopped");
+    }
+
+    async fn deliver_due(&self) -> anyhow::Result<()> {
+        loop {
+            let due = self.store.due_mails(Utc::now(), BATCH).await?;
+            let full = due.len() as u64 == BATCH;
+            for queued in due {
+                self.deliver(queued).await?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn deliver(&self, queued: QueuedMail) -> anyhow::Result<()> {
+        let lease_until = Utc::now() + LEASE;
+        if !self.store.claim_mail(&queued, lease_until).await? {
+            return Ok(()); // another worker has it
+        }
+        match self.transport.send(&self.from, &queued.mail).await {
+            Ok(()) => {
+                self.store.mail_delivered(queued.id).await?;
+                self.metrics.mail_sent();
+                tracing::info!(to = %queued.mail.to, subject = %queued.mail.subject, "mail delivered");
+            }
+            Err(err) => {
+                let attempt = queued.attempts.saturating_add(1);
+                let delay = backoff(attempt);
+                let retry_at = Utc::now() + delay;
+                self.metrics.mail_failed();
+                tracing::warn!(to = %queued.mail.to, attempt, retry_in_secs = delay.as_secs(), error = %err, "mail delivery failed; will retry");
+                self.store
+                    .mail_failed(queued.id, retry_at, &err.to_string())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn until_next_due(&self) -> Duration {
+        match self.store.next_mail_due().await {
+            Ok(Some(at)) => (at - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(IDLE_POLL),
+            Ok(None) => IDLE_POLL,
+            Err(_) => FIRST_RETRY,
+        }
+    }
+}
+
+/// 1 s, 2 s, 4 s … up to five minutes.
+fn backoff(attempt: i32) -> Duration {
+    let exponent = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(0)
+        .min(16);
+    FIRST_RETRY.saturating_mul(1 << exponent).min(MAX_RETRY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(5), Duration::from_secs(16));
+        assert_eq!(backoff(30), MAX_RETRY);
+        assert_eq!(backoff(i32::MAX), MAX_RETRY);
+    }
+}

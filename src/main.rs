@@ -1,0 +1,32 @@
+//! The `authd` binary: parse the command line, hand over to the library.
+
+use authd::config::{Cli, Command, LogFormat};
+use authd::{startup, telemetry};
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(settings) => {
+            telemetry::init(settings.log_format);
+            match startup::Application::build(*settings).await {
+                Ok(app) => app.run_until(startup::shutdown_signal()).await,
+                Err(err) => Err(err),
+            }
+        }
+        Command::Migrate(database) => {
+            telemetry::init(LogFormat::Text);
+            startup::migrate(&database).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("authd: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,43 @@
+use crate::domain::FieldViolation;
+use crate::store::StoreError;
+use std::time::Duration;
+
+/// Why a use case refused or failed. The gRPC layer maps each variant to exactly one status.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid request")]
+    InvalidInput(Vec<FieldViolation>),
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// Wrong password or unknown email: one answer for both.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("refresh token is invalid, expired or already used")]
+    InvalidRefreshToken,
+    #[error("email address is not verified")]
+    EmailNotVerified,
+    /// A verification or reset token that is unknown, expired or spent.
+    #[error("token is invalid, expired or already used")]
+    InvalidOneTimeToken { field: &'static str },
+    #[error("too many attempts; try again later")]
+    RateLimited { retry_after: Duration },
+    #[error("service temporarily unavailable")]
+    Unavailable(#[source] StoreError),
+    #[error("internal error")]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) => Self::Unavailable(err),
+            StoreError::Conflict(_) | StoreError::Query(_) => Self::Unexpected(err.into()),
+        }
+    }
+}
+
+impl From<Vec<FieldViolation>> for AuthError {
+    fn from(violations: Vec<FieldViolation>) -> Self {
+        Self::InvalidInput(violations)
+    }
+}

@@ -1,0 +1,37 @@
+//! Token introspection (RFC 7662): is this a current access token of a live session?
+
+use super::{AuthError, AuthService};
+use crate::crypto::jwt::AccessClaims;
+use crate::domain::SessionId;
+use chrono::Utc;
+
+/// The claims of an active token, or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Introspection {
+    Active(AccessClaims),
+    Inactive,
+}
+
+impl AuthService {
+    /// Checks the signature, `typ`, issuer, audience and expiry, then that the session is still
+    /// live, so a logout takes effect at once. Only a database outage is an error.
+    #[tracing::instrument(skip_all)]
+    pub async fn introspect(&self, token: &str) -> Result<Introspection, AuthError> {
+        let Some(claims) = self.tokens.verify(token.trim()) else {
+            return Ok(Introspection::Inactive);
+        };
+        let Some(session_id) = SessionId::parse(&claims.sid) else {
+            return Ok(Introspection::Inactive);
+        };
+        let live = self
+            .store
+            .session(session_id)
+            .await?
+            .is_some_and(|s| s.is_live(Utc::now()) && s.user_id.to_string() == claims.sub);
+        Ok(if live {
+            Introspection::Active(claims)
+        } else {
+            Introspection::Inactive
+        })
+    }
+}

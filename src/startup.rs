@@ -1,0 +1,289 @@
+//! Builds authd from its settings: database, keys, use cases, gRPC and HTTP servers, mail worker.
+//! `Application::build` binds the ports and returns before serving, so callers (and tests, which
+//! bind port 0) learn the real addresses first.
+
+use crate::config::{DatabaseSettings, Settings, redact};
+use crate::crypto::jwt::AccessTokens;
+use crate::crypto::keys::{KeyRing, KeySet, StoredKey};
+use crate::crypto::password::PasswordHasher;
+use crate::domain::PasswordPolicy;
+use crate::grpc::{AuthGrpc, MetricsLayer, pb};
+use crate::mail::{MailComposer, OutboxWorker, Transport};
+use crate::metrics::Metrics;
+use crate::service::{AttemptLimiter, AuthService, AuthServiceParts, Policy};
+use crate::store::Store;
+use anyhow::Context;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+
+/// How often readiness (gRPC health) re-checks the database.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+/// How long in-flight calls get to finish once shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A built, not yet running, authd.
+pub struct Application {
+    store: Store,
+    service: Arc<AuthService>,
+    keys: Arc<KeyRing>,
+    metrics: Arc<Metrics>,
+    outbox: OutboxWorker,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = connect(&settings.database).await?;
+        if !settings.no_migrate {
+            store
+                .migrate()
+                .await
+                .context("applying database migrations")?;
+        }
+        let keys = Arc::new(load_keys(&store).await?);
+        let hasher = PasswordHasher::new(&settings.password)?;
+        let metrics = Arc::new(Metrics::default());
+        let outbox_wake = Arc::new(Notify::new());
+        let tokens = AccessTokens::new(
+            Arc::clone(&keys),
+            settings.issuer(),
+            settings.audience.clone(),
+            settings.access_ttl,
+        );
+        let policy = Policy {
+            refresh_ttl: settings.refresh_ttl,
+            verify_ttl: settings.verify_ttl,
+            reset_ttl: settings.reset_ttl,
+            require_verified_email: settings.require_verified_email,
+            refresh_reuse_grace: settings.refresh_reuse_grace,
+            password: PasswordPolicy {
+                min_chars: usize::from(settings.password.min_length),
+            },
+        };
+        let limits = &settings.limits;
+        let service = Arc::new(AuthService::new(AuthServiceParts {
+            store: store.clone(),
+            hasher,
+            tokens,
+            keys: Arc::clone(&keys),
+            mails: MailComposer::new(&settings.app_url),
+            outbox_wake: Arc::clone(&outbox_wake),
+            login_limiter: AttemptLimiter::new(limits.login_max_failures, limits.window),
+            mail_limiter: AttemptLimiter::new(limits.mail_max_requests, limits.window),
+            policy,
+        }));
+        let transport = Transport::from_settings(settings.smtp_url.as_ref())?;
+        let outbox = OutboxWorker::new(
+            store.clone(),
+            transport,
+            &settings.mail_from,
+            outbox_wake,
+            Arc::clone(&metrics),
+        )?;
+        let grpc_listener = TcpListener::bind(settings.grpc_addr)
+            .await
+            .with_context(|| format!("binding the gRPC address {}", settings.grpc_addr))?;
+        let http_listener = TcpListener::bind(settings.http_addr)
+            .await
+            .with_context(|| format!("binding the HTTP address {}", settings.http_addr))?;
+        Ok(Self {
+            store,
+            service,
+            keys,
+            metrics,
+            outbox,
+            grpc_listener,
+            http_listener,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight calls finish and stops the mail
+    /// worker after its current round (mails still queued are sent after the next start).
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let health_task = tokio::spawn(watch_health(self.store.clone(), health, stop_rx.clone()));
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let auth = pb::auth_service_server::AuthServiceServer::new(AuthGrpc::new(Arc::clone(
+            &self.service,
+        )));
+
+        let grpc_addr = self.grpc_addr();
+        let http_addr = self.http_addr();
+        let grpc = tonic::transport::Server::builder()
+            .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            .layer(MetricsLayer::new(Arc::clone(&self.metrics)))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(auth)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.grpc_listener),
+                stopped(stop_rx.clone()),
+            );
+        let http = axum::serve(
+            self.http_listener,
+            crate::http::router(
+                Arc::clone(&self.keys),
+                self.store.clone(),
+                Arc::clone(&self.metrics),
+            ),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let grpc_task = tokio::spawn(grpc);
+        let http_task = tokio::spawn(async move { http.await });
+        let outbox_task = tokio::spawn(self.outbox.run(stop_rx));
+        tracing::info!(%grpc_addr, %http_addr, database = self.store.backend_name(), "authd serving");
+
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight calls");
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            let grpc = grpc_task.await;
+            let http = http_task.await;
+            let _ = outbox_task.await;
+            let _ = health_task.await;
+            (grpc, http)
+        })
+        .await;
+        self.store.close().await;
+        match drained {
+            Ok((grpc, http)) => {
+                grpc.context("gRPC server task")?.context("gRPC server")?;
+                http.context("HTTP server task")?.context("HTTP server")?;
+                tracing::info!("stopped");
+            }
+            Err(_) => tracing::warn!("calls still running after {DRAIN_TIMEOUT:?}; stopped anyway"),
+        }
+        Ok(())
+    }
+}
+
+/// `authd migrate`.
+pub async fn migrate(database: &DatabaseSettings) -> anyhow::Result<()> {
+    let store = connect(database).await?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    tracing::info!(database = store.backend_name(), "migrations applied");
+    store.close().await;
+    Ok(())
+}
+
+async fn connect(database: &DatabaseSettings) -> anyhow::Result<Store> {
+    Store::connect(database)
+        .await
+        .with_context(|| format!("connecting to the database {}", redact(&database.url())))
+}
+
+/// The signing keys from the database; on the very first start, a new one. Every replica signs
+/// with the oldest key, so replicas that start together agree whichever inserted first.
+async fn load_keys(store: &Store) -> anyhow::Result<KeyRing> {
+    let mut keys = store.signing_keys().await?;
+    if keys.is_empty() {
+        let key = StoredKey::generate()?;
+        store.insert_signing_key(&key, chrono::Utc::now()).await?;
+        tracing::info!(kid = %key.kid, "generated the first signing key");
+        keys = store.signing_keys().await?;
+    }
+    let signing = keys.first().context("no signing key after creating one")?;
+    Ok(KeyRing::new(KeySet::new(signing, &keys)?))
+}
+
+/// Keeps gRPC health in step with the database: SERVING while it answers.
+async fn watch_health(
+    store: Store,
+    health: tonic_health::server::HealthReporter,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last = None;
+    loop {
+        let status = if store.ping().await {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(status) {
+            health.set_service_status("", status).await;
+            health
+                .set_service_status(<pb::auth_service_server::AuthServiceServer<AuthGrpc> as tonic::server::NamedService>::NAME, status)
+                .await;
+            if last.is_some() {
+                tracing::warn!(?status, "database reachability changed");
+            }
+            last = Some(status);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            return;
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

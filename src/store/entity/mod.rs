@@ -1,0 +1,8 @@
+//! SeaORM entities: the tables as the queries in `store` see them. Only `store` uses these.
+
+pub mod mail_outbox;
+pub mod one_time_token;
+pub mod refresh_token;
+pub mod session;
+pub mod signing_key;
+pub mod user;

@@ -1,0 +1,126 @@
+//! Persistence: SeaORM entities and every query authd makes. Nothing outside this module touches
+//! `sea_orm`; callers get plain records and a `StoreError` that tells an outage from a bug.
+//!
+//! Multi-step changes (rotating a refresh token, spending a one-time token, resetting a password)
+//! each run in one transaction, and every "spend" is a conditional `UPDATE … WHERE spent_at IS
+//! NULL` whose row count decides the winner, so concurrent callers cannot both succeed on either
+//! database.
+
+pub mod entity;
+mod keys;
+mod one_time;
+mod outbox;
+mod sessions;
+mod users;
+
+pub use entity::{one_time_token::Model as OneTimeTokenRecord, session::Model as SessionRecord};
+pub use entity::{refresh_token::Model as RefreshTokenRecord, user::Model as UserRecord};
+pub use one_time::{NewOneTimeToken, Purpose};
+pub use outbox::QueuedMail;
+pub use sessions::{NewSession, Rotation};
+pub use users::NewUser;
+
+use crate::config::DatabaseSettings;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use secrecy::ExposeSecret;
+use std::time::Duration;
+
+/// The database behind authd: SQLite or PostgreSQL, with the same queries for both.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+/// What went wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or has no free connection: worth retrying later.
+    #[error("database unavailable")]
+    Unavailable(#[source] DbErr),
+    /// A unique constraint refused the write.
+    #[error("unique constraint violated")]
+    Conflict(#[source] DbErr),
+    #[error("database query failed")]
+    Query(#[source] DbErr),
+}
+
+impl From<DbErr> for StoreError {
+    fn from(err: DbErr) -> Self {
+        if let Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) = err.sql_err() {
+            return Self::Conflict(err);
+        }
+        if is_outage(&err) {
+            return Self::Unavailable(err);
+        }
+        Self::Query(err)
+    }
+}
+
+/// Connection failures, pool exhaustion and broken sockets, as opposed to bad queries.
+fn is_outage(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    match err {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(
+                e.as_ref(),
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+                    | sqlx::Error::Tls(_)
+            ) || e
+                .as_database_error()
+                .and_then(|db| db.code())
+                // PostgreSQL: admin shutdown, cannot connect now, database does not exist (dropped).
+                .is_some_and(|code| matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "3D000"))
+        }
+        _ => false,
+    }
+}
+
+impl Store {
+    /// Connects (creating the SQLite file if the URL says `mode=rwc`).
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let url = settings.url();
+        let mut options = ConnectOptions::new(url.expose_secret().to_owned());
+        options
+            .max_connections(settings.max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        let db = Database::connect(options).await?;
+        if db.get_database_backend() == DbBackend::Sqlite {
+            // WAL lets readers proceed while one writer commits; the setting persists in the file.
+            db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+        }
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => "postgres",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other",
+        }
+    }
+
+    pub async fn close(self) {
+        if let Err(err) = self.db.close().await {
+            tracing::warn!(error = %err, "closing the database pool failed");
+        }
+    }
+}

@@ -1,0 +1,184 @@
+use super::entity::{refresh_token, session};
+use super::{RefreshTokenRecord, SessionRecord, Store, StoreError};
+use crate::crypto::token::TokenDigest;
+use crate::domain::{SessionId, UserId};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+
+/// A session about to start, with its first refresh token.
+pub struct NewSession {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: String,
+    pub ip: String,
+}
+
+/// How a rotation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old token is spent and the new one stored.
+    Rotated,
+    /// Someone spent the old token first.
+    AlreadySpent,
+    /// The session ended meanwhile.
+    SessionEnded,
+}
+
+impl Store {
+    /// Starts a session and stores the digest of its first refresh token, together.
+    pub async fn start_session(
+        &self,
+        new: NewSession,
+        refresh: &TokenDigest,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin().await?;
+        session::Entity::insert(session::ActiveModel {
+            id: Set(new.id.0),
+            user_id: Set(new.user_id.0),
+            created_at: Set(new.now),
+            last_used_at: Set(new.now),
+            expires_at: Set(new.expires_at),
+            revoked_at: Set(None),
+            user_agent: Set(new.user_agent),
+            ip: Set(new.ip),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        insert_refresh(&txn, new.id, refresh, new.now, new.expires_at).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The refresh token with this digest and its session.
+    pub async fn refresh_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<(RefreshTokenRecord, SessionRecord)>, StoreError> {
+        let found = refresh_token::Entity::find()
+            .filter(refresh_token::Column::TokenHash.eq(digest.0.to_vec()))
+            .find_also_related(session::Entity)
+            .one(&self.db)
+            .await?;
+        Ok(found.and_then(|(token, session)| session.map(|session| (token, session))))
+    }
+
+    /// Spends `old` and stores `new` for the same session, extending the session to `expires_at`.
+    /// Exactly one of several concurrent calls with the same `old` gets `Rotated`.
+    pub async fn rotate_refresh(
+        &self,
+        old: &RefreshTokenRecord,
+        new: &TokenDigest,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Rotation, StoreError> {
+        let txn = self.db.begin().await?;
+        // The conditional UPDATE comes first, so the transaction takes its write lock at once
+        // (SQLite) and concurrent rotations queue on the row (PostgreSQL).
+        let spent = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::SpentAt, Expr::value(now))
+            .filter(refresh_token::Column::Id.eq(old.id))
+            .filter(refresh_token::Column::SpentAt.is_null())
+            .exec(&txn)
+            .await?;
+        if spent.rows_affected != 1 {
+            return Ok(Rotation::AlreadySpent);
+        }
+        if !touch_session(&txn, old.session_id, now, expires_at).await? {
+            return Ok(Rotation::SessionEnded);
+        }
+        insert_refresh(&txn, SessionId(old.session_id), new, now, expires_at).await?;
+        txn.commit().await?;
+        Ok(Rotation::Rotated)
+    }
+
+    /// Adds another refresh token to a live session without spending any (the reuse grace).
+    pub async fn add_refresh(
+        &self,
+        session_id: SessionId,
+        new: &TokenDigest,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Rotation, StoreError> {
+        let txn = self.db.begin().await?;
+        if !touch_session(&txn, session_id.0, now, expires_at).await? {
+            return Ok(Rotation::SessionEnded);
+        }
+        insert_refresh(&txn, session_id, new, now, expires_at).await?;
+        txn.commit().await?;
+        Ok(Rotation::Rotated)
+    }
+
+    pub async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(session::Entity::find_by_id(id.0).one(&self.db).await?)
+    }
+
+    /// Ends one session; ending an ended session changes nothing.
+    pub async fn revoke_session(
+        &self,
+        id: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now))
+            .filter(session::Column::Id.eq(id.0))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of a user. Returns how many were live.
+    pub async fn revoke_user_sessions(
+        &self,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let result = session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now))
+            .filter(session::Column::UserId.eq(user_id.0))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+}
+
+/// Records use of a live session and slides its expiry; `false` if it has ended.
+async fn touch_session<C: ConnectionTrait>(
+    db: &C,
+    session_id: uuid::Uuid,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let touched = session::Entity::update_many()
+        .col_expr(session::Column::LastUsedAt, Expr::value(now))
+        .col_expr(session::Column::ExpiresAt, Expr::value(expires_at))
+        .filter(session::Column::Id.eq(session_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(touched.rows_affected == 1)
+}
+
+async fn insert_refresh<C: ConnectionTrait>(
+    db: &C,
+    session_id: SessionId,
+    digest: &TokenDigest,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    refresh_token::Entity::insert(refresh_token::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        session_id: Set(session_id.0),
+        token_hash: Set(digest.0.to_vec()),
+        created_at: Set(now),
+        expires_at: Set(expires_at),
+        spent_at: Set(None),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
