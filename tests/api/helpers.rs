@@ -1,0 +1,371 @@
+//! Starting authd for a test and talking to it.
+
+use crate::smtp::{SmtpServer, extract_token};
+use authd::config::{Cli, Command};
+use authd::pb::auth_service_client::AuthServiceClient;
+use authd::pb::{self, TokenResponse, User};
+use authd::startup::Application;
+use clap::Parser;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const MAIL_WAIT: Duration = Duration::from_secs(10);
+
+/// A database of the test's own: a SQLite file in a temporary folder, or a new PostgreSQL
+/// database with a random name.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        match std::env::var("AUTHD_TEST_DATABASE").as_deref() {
+            Ok("postgres") => Self::postgres().await,
+            Ok("sqlite") | Err(_) => Self::sqlite(),
+            Ok(other) => panic!("AUTHD_TEST_DATABASE must be sqlite or postgres, not {other}"),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres")
+    }
+
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("authd.db").display()
+        );
+        Self {
+            url,
+            _dir: Some(dir),
+        }
+    }
+
+    async fn postgres() -> Self {
+        let admin_url = admin_url();
+        let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("AUTHD_TEST_DATABASE=postgres but {admin_url} is unreachable: {e}")
+        });
+        let name = format!("authd_test_{}", uuid::Uuid::now_v7().simple());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .expect("admin URL names a database");
+        Self {
+            url: format!("{base}/{name}"),
+            _dir: None,
+        }
+    }
+
+    /// A connection for looking at what authd stored.
+    pub async fn connect(&self) -> DatabaseConnection {
+        Database::connect(&self.url)
+            .await
+            .expect("connect to the test database")
+    }
+}
+
+pub fn admin_url() -> String {
+    std::env::var("AUTHD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A running authd with its own database and SMTP server.
+pub struct TestApp {
+    pub client: AuthServiceClient<Channel>,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub smtp: SmtpServer,
+    pub db: TestDb,
+    args: Vec<String>,
+    /// Dropping it (with the `TestApp`) stops the server too.
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// authd with test settings (cheap password hashing, a mail server of its own).
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Like `spawn`, with extra command-line flags.
+    pub async fn spawn_with(extra: &[&str]) -> Self {
+        let smtp = SmtpServer::start().await;
+        Self::spawn_on(TestDb::new().await, smtp, extra).await
+    }
+
+    /// authd on a given database and mail server.
+    pub async fn spawn_on(db: TestDb, smtp: SmtpServer, extra: &[&str]) -> Self {
+        init_logging();
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let settings = settings(&db.url, &smtp.url(), &args);
+        let app = Application::build(settings).await.expect("authd builds");
+        let (grpc_addr, http_addr) = (app.grpc_addr(), app.http_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let client = AuthServiceClient::connect(format!("http://{grpc_addr}"))
+            .await
+            .expect("gRPC connect");
+        Self {
+            client,
+            grpc_addr,
+            http_addr,
+            smtp,
+            db,
+            args,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops authd gracefully and waits until it has.
+    pub async fn stop(mut self) -> (TestDb, SmtpServer) {
+        self.shutdown().await;
+        let Self { db, smtp, .. } = self;
+        (db, smtp)
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server ran cleanly");
+        }
+    }
+
+    /// Stops and starts again on the same database and mail server, with the same flags.
+    pub async fn restart(self) -> Self {
+        let args = self.args.clone();
+        let (db, smtp) = self.stop().await;
+        let extra: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::spawn_on(db, smtp, &extra).await
+    }
+
+    pub async fn signup(&mut self, email: &str) -> User {
+        self.client
+            .signup(pb::SignupRequest {
+                email: email.into(),
+                password: PASSWORD.into(),
+                name: "Test User".into(),
+            })
+            .await
+            .expect("signup")
+            .into_inner()
+            .user
+            .expect("user")
+    }
+
+    /// The token of the next mail to `email` whose link goes to `path`.
+    pub async fn mailed_token(&self, email: &str, path: &str) -> String {
+        let mail = self.smtp.wait_for_mail_to(email, MAIL_WAIT).await;
+        extract_token(&mail.body, path)
+    }
+
+    /// Signs up, verifies by the mailed link and logs in.
+    pub async fn signup_verified_login(&mut self, email: &str) -> TokenResponse {
+        self.signup(email).await;
+        let token = self.mailed_token(email, "verify-email").await;
+        self.client
+            .verify_email(pb::VerifyEmailRequest { token })
+            .await
+            .expect("verify email");
+        self.login(email, PASSWORD).await.expect("login")
+    }
+
+    pub async fn login(
+        &mut self,
+        email: &str,
+        password: &str,
+    ) -> Result<TokenResponse, tonic::Status> {
+        self.client
+            .login(pb::LoginRequest {
+                email: email.into(),
+                password: password.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn refresh(&mut self, refresh_token: &str) -> Result<TokenResponse, tonic::Status> {
+        self.client
+            .refresh(pb::RefreshRequest {
+                refresh_token: refresh_token.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn introspect(&mut self, token: &str) -> pb::IntrospectResponse {
+        self.client
+            .introspect(pb::IntrospectRequest {
+                token: token.into(),
+            })
+            .await
+            .expect("introspect never fails for a bad token")
+            .into_inner()
+    }
+
+    /// GET on the HTTP side port: status, headers (lower-case names) and body.
+    pub async fn http_get(&self, path: &str) -> HttpResponse {
+        http_get(self.http_addr, path).await
+    }
+}
+
+fn settings(database_url: &str, smtp_url: &str, extra: &[String]) -> authd::config::Settings {
+    let mut args: Vec<String> = [
+        "authd",
+        "serve",
+        "--database-url",
+        database_url,
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--issuer",
+        "http://authd.test",
+        "--audience",
+        "authd",
+        "--app-url",
+        "https://app.example",
+        "--smtp-url",
+        smtp_url,
+        "--mail-from",
+        "authd <no-reply@authd.test>",
+        // Cheap hashing: the cost is configuration, the code path is the production one.
+        "--argon2-memory-kib",
+        "64",
+        "--argon2-iterations",
+        "1",
+        "--bcrypt-cost",
+        "4",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().cloned());
+    match Cli::try_parse_from(args)
+        .expect("test settings parse")
+        .command
+    {
+        Command::Serve(settings) => *settings,
+        Command::Migrate(_) => unreachable!(),
+    }
+}
+
+fn init_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        authd::telemetry::init(authd::config::LogFormat::Text);
+    }
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A plain HTTP/1.1 GET, enough for the side port's small answers.
+pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("HTTP connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("HTTP write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("HTTP read");
+    let raw = String::from_utf8(raw).expect("UTF-8 answer");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect::<Vec<_>>();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&tail[..size]);
+        rest = &tail[size + 2..];
+    }
+    out
+}
+
+/// Claims of an access token, checked with the public keys from the HTTP JWKS endpoint only.
+pub async fn verify_with_jwks(
+    app: &TestApp,
+    token: &str,
+) -> Result<serde_json::Value, jsonwebtoken::errors::Error> {
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_str(&app.http_get("/.well-known/jwks.json").await.body)
+            .expect("JWKS parses");
+    let header = jsonwebtoken::decode_header(token)?;
+    let kid = header.kid.clone().unwrap_or_default();
+    let jwk = jwks
+        .find(&kid)
+        .ok_or_else(|| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk)?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&["authd"]);
+    validation.set_issuer(&["http://authd.test"]);
+    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation).map(|data| data.claims)
+}
+
+pub fn code(result: Result<impl Sized, tonic::Status>) -> tonic::Code {
+    match result {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    }
+}

@@ -1,0 +1,17 @@
+//! authd's integration tests: one binary that starts the real server on 127.0.0.1:0 and talks
+//! to it over TCP with the generated gRPC client, a real SMTP server and the HTTP side port.
+//!
+//! The database is a fresh SQLite file per test, or with `AUTHD_TEST_DATABASE=postgres` a fresh
+//! PostgreSQL database per test (on `AUTHD_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). `scripts/test` runs the suite on both.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod helpers;
+mod smtp;
+
+mod bad_input;
+mod flows;
+mod mail;
+mod refresh;
+mod server;
+mod tokens;

@@ -1,0 +1,602 @@
+//! A tiny but real SMTP server for the integration tests.
+//!
+//! The service delivers mail with lettre over plain `smtp://` (no TLS, no AUTH).
+//! Rather than mocking the mailer, the tests point it at this server, so delivery
+//! is exercised end to end: lettre's connection pool, the SMTP dialogue, MIME
+//! encoding and all. Received mails are parsed (headers, quoted-printable/base64
+//! bodies, RFC 2047 subjects) and kept in an inbox the tests can wait on.
+//!
+//! A server can also start "down" ([`SmtpServer::reserve`]) and be brought up
+//! later ([`SmtpServer::come_up`]) to test the service's retry of failed sends.
+//! Every task the server spawns is aborted when the [`SmtpServer`] is dropped.
+#![allow(dead_code, reason = "each test binary uses only some of these helpers")]
+#![allow(
+    clippy::expect_used,
+    reason = "test support: failing loudly is the point"
+)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::{AbortHandle, JoinSet};
+
+/// One mail as received over SMTP, with its text body already decoded.
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    /// Envelope sender (`MAIL FROM`), empty for the null sender `<>`.
+    pub from: String,
+    /// Envelope recipients (`RCPT TO`).
+    pub to: Vec<String>,
+    /// The message exactly as transferred after `DATA`, dot-stuffing undone.
+    pub raw: String,
+    /// The `Subject` header, RFC 2047 encoded words decoded.
+    pub subject: String,
+    /// The first `text/plain` part (else first `text/*` part), transfer-decoded.
+    pub body: String,
+}
+
+#[derive(Default)]
+struct Inbox {
+    mails: Mutex<Vec<ReceivedMail>>,
+    arrived: Notify,
+}
+
+impl Inbox {
+    fn push(&self, mail: ReceivedMail) {
+        self.mails.lock().expect("inbox lock").push(mail);
+        self.arrived.notify_waiters();
+    }
+
+    fn take_to(&self, rcpt: &str) -> Option<ReceivedMail> {
+        let mut mails = self.mails.lock().expect("inbox lock");
+        let index = mails.iter().position(|m| is_addressed_to(m, rcpt))?;
+        Some(mails.remove(index))
+    }
+}
+
+fn is_addressed_to(mail: &ReceivedMail, rcpt: &str) -> bool {
+    mail.to.iter().any(|to| to.eq_ignore_ascii_case(rcpt))
+}
+
+pub struct SmtpServer {
+    port: u16,
+    inbox: Arc<Inbox>,
+    /// The accept loop; it owns the connection tasks, so aborting it ends them too.
+    acceptor: Mutex<Option<AbortHandle>>,
+}
+
+impl SmtpServer {
+    /// Binds 127.0.0.1 on a free port and starts accepting immediately.
+    pub async fn start() -> SmtpServer {
+        let server = SmtpServer::reserve().await;
+        server.come_up().await;
+        server
+    }
+
+    /// Picks a free port but does not listen on it: connections are refused
+    /// until [`SmtpServer::come_up`] is called.
+    pub async fn reserve() -> SmtpServer {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind SMTP port");
+        let port = listener.local_addr().expect("SMTP local addr").port();
+        drop(listener);
+        SmtpServer {
+            port,
+            inbox: Arc::default(),
+            acceptor: Mutex::new(None),
+        }
+    }
+
+    /// Starts listening on the reserved port. Does nothing if already up.
+    pub async fn come_up(&self) {
+        let mut acceptor = self.acceptor.lock().expect("acceptor lock");
+        if acceptor.is_some() {
+            return;
+        }
+        let socket = TcpSocket::new_v4().expect("create SMTP socket");
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        socket
+            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)))
+            .expect("rebind SMTP port");
+        let listener = socket.listen(64).expect("listen on SMTP port");
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&self.inbox)));
+        *acceptor = Some(task.abort_handle());
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until a mail to `rcpt` (case-insensitive) that no earlier call has
+    /// taken arrives, removes it from the inbox and returns it.
+    /// Panics, listing what was received, if none arrives within `timeout`.
+    pub async fn wait_for_mail_to(&self, rcpt: &str, timeout: Duration) -> ReceivedMail {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Register interest before looking, so a mail arriving in between still wakes us.
+            let mut arrived = std::pin::pin!(self.inbox.arrived.notified());
+            arrived.as_mut().enable();
+            if let Some(mail) = self.inbox.take_to(rcpt) {
+                return mail;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                let seen: Vec<String> = self
+                    .inbox
+                    .mails
+                    .lock()
+                    .expect("inbox lock")
+                    .iter()
+                    .map(|m| format!("to {:?}: {:?}", m.to, m.subject))
+                    .collect();
+                panic!("no mail to {rcpt} within {timeout:?}; untaken mails in inbox: {seen:#?}");
+            }
+        }
+    }
+
+    /// Snapshot of the untaken mails addressed to `rcpt` (case-insensitive).
+    pub fn mails_to(&self, rcpt: &str) -> Vec<ReceivedMail> {
+        let mails = self.inbox.mails.lock().expect("inbox lock");
+        mails
+            .iter()
+            .filter(|m| is_addressed_to(m, rcpt))
+            .cloned()
+            .collect()
+    }
+
+    /// Number of untaken mails in the inbox.
+    pub fn count(&self) -> usize {
+        self.inbox.mails.lock().expect("inbox lock").len()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        if let Ok(Some(task)) = self.acceptor.get_mut().map(Option::take) {
+            task.abort();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, inbox: Arc<Inbox>) {
+    // Dropping the JoinSet (when this task is aborted) aborts every connection.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    connections.spawn(serve_connection(stream, Arc::clone(&inbox)));
+                }
+            }
+            Some(_) = connections.join_next() => {}
+        }
+    }
+}
+
+/// Reads one line, without its line ending. `None` at end of stream.
+async fn read_line<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> Option<String> {
+    let mut buf = Vec::new();
+    match reader.read_until(b'\n', &mut buf).await {
+        Ok(0) | Err(_) => None,
+        Ok(_) => {
+            let line = String::from_utf8_lossy(&buf);
+            Some(line.trim_end_matches(['\r', '\n']).to_owned())
+        }
+    }
+}
+
+/// Extracts the address from `FROM:<a@b> PARAMS` / `TO:<a@b>` after checking the keyword.
+fn path_argument(arg: &str, keyword: &str) -> Option<String> {
+    let head = arg.get(..keyword.len())?;
+    if !head.eq_ignore_ascii_case(keyword) {
+        return None;
+    }
+    let rest = arg[keyword.len()..].trim_start();
+    match rest.strip_prefix('<') {
+        Some(inner) => inner.split_once('>').map(|(addr, _)| addr.to_owned()),
+        None => rest.split_whitespace().next().map(str::to_owned),
+    }
+}
+
+async fn serve_connection(stream: TcpStream, inbox: Arc<Inbox>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    write
+        .write_all(b"220 localhost ESMTP test server ready\r\n")
+        .await?;
+    let mut from: Option<String> = None;
+    let mut to: Vec<String> = Vec::new();
+    while let Some(line) = read_line(&mut reader).await {
+        let (verb, arg) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        let reply = match verb.to_ascii_uppercase().as_str() {
+            "EHLO" => "250-localhost\r\n250-8BITMIME\r\n250 SMTPUTF8",
+            "HELO" => "250 localhost",
+            "MAIL" => match path_argument(arg, "FROM:") {
+                Some(sender) => {
+                    from = Some(sender);
+                    to.clear();
+                    "250 2.1.0 OK"
+                }
+                None => "501 5.5.4 syntax: MAIL FROM:<address>",
+            },
+            "RCPT" if from.is_none() => "503 5.5.1 MAIL first",
+            "RCPT" => match path_argument(arg, "TO:") {
+                Some(rcpt) => {
+                    to.push(rcpt);
+                    "250 2.1.5 OK"
+                }
+                None => "501 5.5.4 syntax: RCPT TO:<address>",
+            },
+            "DATA" if to.is_empty() => "503 5.5.1 RCPT first",
+            "DATA" => {
+                write
+                    .write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
+                let Some(raw) = read_data(&mut reader).await else {
+                    return Ok(());
+                };
+                let sender = from.take().unwrap_or_default();
+                inbox.push(parse_mail(sender, std::mem::take(&mut to), raw));
+                "250 2.0.0 OK queued"
+            }
+            "RSET" => {
+                from = None;
+                to.clear();
+                "250 2.0.0 OK"
+            }
+            "NOOP" => "250 2.0.0 OK",
+            "QUIT" => {
+                write.write_all(b"221 2.0.0 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => "502 5.5.2 command not recognized",
+        };
+        write.write_all(format!("{reply}\r\n").as_bytes()).await?;
+    }
+    Ok(())
+}
+
+/// Reads the DATA section up to the line ".", undoing dot-stuffing.
+/// Lines are re-joined with CRLF. `None` if the stream ends first.
+async fn read_data<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> Option<String> {
+    let mut raw = String::new();
+    loop {
+        let line = read_line(reader).await?;
+        if line == "." {
+            return Some(raw);
+        }
+        raw.push_str(unstuff(&line));
+        raw.push_str("\r\n");
+    }
+}
+
+/// RFC 5321 §4.5.2: a leading "." on a data line was added by the sender; drop it.
+fn unstuff(line: &str) -> &str {
+    line.strip_prefix('.').unwrap_or(line)
+}
+
+fn parse_mail(from: String, to: Vec<String>, raw: String) -> ReceivedMail {
+    let (headers, _) = split_entity(&raw);
+    let subject = header(&headers, "subject")
+        .map(decode_header_value)
+        .unwrap_or_default();
+    let body = find_text(&raw, "text/plain")
+        .or_else(|| find_text(&raw, "text/"))
+        .unwrap_or_default();
+    ReceivedMail {
+        from,
+        to,
+        raw,
+        subject,
+        body,
+    }
+}
+
+/// Splits a MIME entity into unfolded headers (lower-cased names) and its body.
+fn split_entity(entity: &str) -> (Vec<(String, String)>, String) {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut lines = entity.lines();
+    for line in lines.by_ref() {
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = headers.last_mut() {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    (headers, lines.collect::<Vec<_>>().join("\n"))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Value of `name=...` (optionally quoted) in a header such as Content-Type.
+fn header_param(value: &str, name: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|param| {
+        let (key, val) = param.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| val.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// The decoded body of the first part whose MIME type starts with `wanted`,
+/// descending into multiparts. A missing Content-Type means text/plain.
+fn find_text(entity: &str, wanted: &str) -> Option<String> {
+    let (headers, body) = split_entity(entity);
+    let content_type = header(&headers, "content-type").unwrap_or("text/plain");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if mime.starts_with("multipart/") {
+        let boundary = header_param(content_type, "boundary")?;
+        return multipart_parts(&body, &boundary)
+            .iter()
+            .find_map(|part| find_text(part, wanted));
+    }
+    if !mime.starts_with(wanted) {
+        return None;
+    }
+    let encoding = header(&headers, "content-transfer-encoding").unwrap_or("7bit");
+    Some(match encoding.to_ascii_lowercase().as_str() {
+        "quoted-printable" => decode_quoted_printable(&body),
+        "base64" => decode_base64_text(&body),
+        _ => body,
+    })
+}
+
+fn multipart_parts(body: &str, boundary: &str) -> Vec<String> {
+    let delimiter = format!("--{boundary}");
+    let mut parts = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in body.lines() {
+        match line.trim_end().strip_prefix(&delimiter) {
+            Some(suffix @ ("" | "--")) => {
+                parts.extend(current.take().map(|lines| lines.join("\n")));
+                if suffix == "--" {
+                    break;
+                }
+                current = Some(Vec::new());
+            }
+            _ => {
+                if let Some(lines) = current.as_mut() {
+                    lines.push(line);
+                }
+            }
+        }
+    }
+    parts
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    char::from(byte)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+/// Decodes `=XX` escapes (and `_` as space for RFC 2047 Q-encoding).
+fn decode_q_bytes(text: &str, underscore_is_space: bool, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'=', hi, lo]) => hex_value(*hi)
+                .zip(hex_value(*lo))
+                .map(|(h, l)| (h << 4) | l),
+            _ => None,
+        };
+        match (escaped, bytes[i]) {
+            (Some(byte), _) => {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+            (None, b'_') if underscore_is_space => out.push(b' '),
+            (None, other) => out.push(other),
+        }
+        i += 1;
+    }
+}
+
+/// Quoted-printable (RFC 2045 §6.7): `=XX` escapes, `=` at end of line is a soft break.
+fn decode_quoted_printable(text: &str) -> String {
+    let mut out = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let line = line.trim_end_matches([' ', '\t']);
+        let (content, soft_break) = match line.strip_suffix('=') {
+            Some(content) => (content, true),
+            None => (line, false),
+        };
+        decode_q_bytes(content, false, &mut out);
+        if !soft_break && lines.peek().is_some() {
+            out.push(b'\n');
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Base64 body, line breaks ignored. Invalid input is kept as is (this runs on the
+/// connection task, where a panic would only surface as a lost mail).
+fn decode_base64_text(text: &str) -> String {
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    match STANDARD.decode(compact) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => text.to_owned(),
+    }
+}
+
+/// Decodes RFC 2047 encoded words (`=?charset?B|Q?text?=`, assumed UTF-8).
+/// Whitespace between adjacent encoded words is dropped, as the RFC requires.
+fn decode_header_value(value: &str) -> String {
+    let mut out = String::new();
+    let mut pending: Vec<u8> = Vec::new(); // bytes of adjacent encoded words
+    let mut rest = value;
+    while let Some(start) = rest.find("=?") {
+        let (before, candidate) = rest.split_at(start);
+        match decode_encoded_word(candidate) {
+            Some((bytes, len)) => {
+                if !before.trim().is_empty() || pending.is_empty() {
+                    out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
+                    out.push_str(before);
+                }
+                pending.extend(bytes);
+                rest = &candidate[len..];
+            }
+            None => {
+                out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
+                out.push_str(&rest[..start + 2]);
+                rest = &candidate[2..];
+            }
+        }
+    }
+    out.push_str(&String::from_utf8_lossy(&pending));
+    out.push_str(rest);
+    out
+}
+
+/// Decodes the encoded word at the start of `text`; returns its bytes and length.
+fn decode_encoded_word(text: &str) -> Option<(Vec<u8>, usize)> {
+    let (_charset, after) = text.strip_prefix("=?")?.split_once('?')?;
+    let (encoding, after) = after.split_once('?')?;
+    let end = after.find("?=")?;
+    let encoded = &after[..end];
+    let bytes = match encoding {
+        "B" | "b" => STANDARD.decode(encoded).ok()?,
+        "Q" | "q" => {
+            let mut bytes = Vec::new();
+            decode_q_bytes(encoded, true, &mut bytes);
+            bytes
+        }
+        _ => return None,
+    };
+    Some((bytes, text.len() - after.len() + end + 2))
+}
+
+/// Finds `/{path}?token=XYZ` in `body` and returns `XYZ` as written (URL-safe
+/// characters and %-escapes; a trailing sentence period is not included).
+/// Panics if there is no such link.
+pub fn extract_token(body: &str, path: &str) -> String {
+    let needle = format!("/{}?token=", path.trim_start_matches('/'));
+    let start = body
+        .find(&needle)
+        .map(|at| at + needle.len())
+        .unwrap_or_else(|| {
+            panic!("no link with {needle:?} in mail body:\n{body}");
+        });
+    let token = body[start..]
+        .split(|c: char| !(c.is_ascii_alphanumeric() || "-_.~%".contains(c)))
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('.');
+    assert!(
+        !token.is_empty(),
+        "empty token after {needle:?} in mail body:\n{body}"
+    );
+    token.to_owned()
+}
+
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_printable_soft_breaks_and_escapes() {
+        let encoded = "Visit https://example.test/verify-email?token=3Dab=\r\ncd-E=\r\nF  \r\nCaf=C3=A9 =3D done";
+        assert_eq!(
+            decode_quoted_printable(encoded),
+            "Visit https://example.test/verify-email?token=abcd-EF\nCafé = done"
+        );
+    }
+
+    #[test]
+    fn base64_body_and_encoded_subject() {
+        let mail = "Subject: =?utf-8?b?SGVsbG8g?=\r\n =?utf-8?q?W=C3=B6rld_!?=\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8g\r\nd29ybGQ=\r\n";
+        let parsed = parse_mail("a@x".into(), vec!["b@x".into()], mail.into());
+        assert_eq!(parsed.subject, "Hello Wörld !");
+        assert_eq!(parsed.body, "hello world");
+    }
+
+    #[test]
+    fn multipart_takes_first_text_plain() {
+        let mail = "Content-Type: multipart/alternative; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/html\r\n\r\n<p>html</p>\r\n--XX\r\nContent-Type: text/plain\r\n\r\nplain\r\n--XX--\r\n";
+        assert_eq!(parse_mail(String::new(), vec![], mail.into()).body, "plain");
+    }
+
+    #[test]
+    fn dot_stuffing_is_undone() {
+        assert_eq!(unstuff("..hidden"), ".hidden");
+        assert_eq!(unstuff("."), "");
+        assert_eq!(unstuff("plain"), "plain");
+    }
+
+    #[test]
+    fn token_is_extracted_from_link() {
+        let body = "Reset: https://a.test/reset-password?token=Ab-_9.x%2F~ now.\nhttps://a.test/verify-email?token=xyz.";
+        assert_eq!(extract_token(body, "reset-password"), "Ab-_9.x%2F~");
+        assert_eq!(extract_token(body, "/verify-email"), "xyz");
+    }
+
+    #[tokio::test]
+    async fn server_receives_mail_over_tcp_after_coming_up() {
+        let server = SmtpServer::reserve().await;
+        assert!(
+            TcpStream::connect(("127.0.0.1", server.port()))
+                .await
+                .is_err(),
+            "reserved port must refuse"
+        );
+        server.come_up().await;
+        let stream = TcpStream::connect(("127.0.0.1", server.port()))
+            .await
+            .expect("connect");
+        let mut client = BufReader::new(stream);
+        for (send, code) in [
+            ("", "220"),
+            ("ehlo me\r\n", "250"),
+            ("MAIL FROM:<a@x.test> BODY=8BITMIME\r\n", "250"),
+            ("rcpt to:<User@X.test>\r\n", "250"),
+            ("DATA\r\n", "354"),
+            ("Subject: hi\r\n\r\n..dot\r\nline\r\n.\r\n", "250"),
+            ("FOO\r\n", "502"),
+            ("QUIT\r\n", "221"),
+        ] {
+            client.write_all(send.as_bytes()).await.expect("write");
+            let mut line = read_line(&mut client).await.expect("reply");
+            while line.get(3..4) == Some("-") {
+                line = read_line(&mut client).await.expect("reply continuation");
+            }
+            assert!(line.starts_with(code), "{send:?} got {line:?}");
+        }
+        let mail = server
+            .wait_for_mail_to("user@x.test", Duration::from_secs(5))
+            .await;
+        assert_eq!(
+            (mail.from.as_str(), mail.subject.as_str()),
+            ("a@x.test", "hi")
+        );
+        assert_eq!(mail.body, ".dot\nline");
+        assert_eq!(server.count(), 0);
+    }
+}
