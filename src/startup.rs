@@ -73,7 +73,7 @@ impl Application {
             hasher,
             tokens,
             keys: Arc::clone(&keys),
-            mails: MailComposer::new(&settings.app_url),
+            mails: MailComposer::new(&settings.app_url)?,
             outbox_wake: Arc::clone(&outbox_wake),
             login_limiter: AttemptLimiter::new(limits.login_max_failures, limits.window),
             mail_limiter: AttemptLimiter::new(limits.mail_max_requests, limits.window),

@@ -35,10 +35,22 @@ pub struct MailComposer {
 }
 
 impl MailComposer {
-    pub fn new(app_url: &str) -> Self {
-        Self {
-            app_url: app_url.trim_end_matches('/').to_owned(),
-        }
+    /// Refuses an application URL that would make broken or unsafe links.
+    pub fn new(app_url: &str) -> anyhow::Result<Self> {
+        let trimmed = app_url.trim_end_matches('/');
+        let host = trimmed
+            .strip_prefix("https://")
+            .or_else(|| trimmed.strip_prefix("http://"))
+            .unwrap_or_default();
+        anyhow::ensure!(
+            !host.is_empty()
+                && !host.starts_with('/')
+                && !trimmed.contains(|c: char| c.is_whitespace() || c == '?' || c == '#'),
+            "AUTHD_APP_URL must be an http(s) URL such as https://app.example.com, not `{app_url}`"
+        );
+        Ok(Self {
+            app_url: trimmed.to_owned(),
+        })
     }
 
     pub fn verification(&self, to: &str, token: &str, valid_for: Duration) -> Mail {
@@ -89,7 +101,7 @@ mod tests {
 
     #[test]
     fn links_come_from_the_app_url() {
-        let composer = MailComposer::new("https://app.example/");
+        let composer = MailComposer::new("https://app.example/").unwrap_or_else(|e| panic!("{e}"));
         let mail = composer.verification("a@example.com", "TOKEN", Duration::from_secs(86_400));
         assert!(
             mail.body
@@ -106,5 +118,21 @@ mod tests {
         );
         assert!(reset.body.contains("expires in 90 minutes."));
         assert!(!format!("{reset:?}").contains("T2"));
+    }
+
+    #[test]
+    fn app_url_must_be_http() {
+        for bad in [
+            "",
+            "app.example",
+            "ftp://app.example",
+            "https://",
+            "https:///path",
+            "https://a b",
+            "https://a?x=1",
+        ] {
+            assert!(MailComposer::new(bad).is_err(), "accepted {bad:?}");
+        }
+        assert!(MailComposer::new("http://localhost:3000").is_ok());
     }
 }

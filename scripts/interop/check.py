@@ -1,0 +1,637 @@
+#!/usr/bin/env python3
+"""Interop check for authd with non-Rust, unrelated client libraries.
+
+Proves two things against a running authd (started by scripts/interop-check):
+
+1. gRPC server reflection is enough for a generic client: the service, its methods and every
+   message type are discovered at run time with grpcio-reflection's
+   ProtoReflectionDescriptorDatabase and protobuf's descriptor_pool / message_factory. There are
+   no generated stubs and no .proto file here; calls go through channel.unary_unary with the
+   serializers of the dynamically built classes.
+2. An unrelated JWT library (PyJWT) validates authd's access token from the public JWKS alone.
+
+It runs the whole account flow (signup, verification from the mail in authd's log, login,
+introspection, refresh, logout, password reset) and checks the status codes of the contract.
+Each check prints one line; the last line is `N passed, M failed`. Exit status 1 on any failure.
+
+Python 3.11; the pinned dependencies are in requirements.txt next to this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import sys
+import time
+import traceback
+import urllib.request
+from typing import Any, Callable
+
+import grpc
+import jwt
+from google.protobuf import descriptor_pool, message_factory
+from google.rpc import error_details_pb2
+from grpc_reflection.v1alpha import reflection_pb2
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+from grpc_status import rpc_status
+from jwt.utils import base64url_decode, base64url_encode
+
+AUTH_SERVICE = "auth.v1.AuthService"
+HEALTH_SERVICE = "grpc.health.v1.Health"
+CALL_TIMEOUT = 15.0  # seconds per RPC (argon2id hashing is deliberately slow)
+
+# The contract's AuthService (docs api.md): RPC -> (request fields, response fields).
+CONTRACT_METHODS: dict[str, tuple[set[str], set[str]]] = {
+    "Signup": ({"email", "password", "name"}, {"user"}),
+    "Login": ({"email", "password"}, set()),  # response: TokenResponse, checked separately
+    "Refresh": ({"refresh_token"}, set()),
+    "Logout": ({"refresh_token", "all_sessions"}, set()),
+    "VerifyEmail": ({"token"}, {"user"}),
+    "ResendVerification": ({"email"}, set()),
+    "RequestPasswordReset": ({"email"}, set()),
+    "ResetPassword": ({"token", "new_password"}, set()),
+    "Introspect": (
+        {"token"},
+        {"active", "sub", "email", "sid", "jti", "iss", "aud", "exp", "iat",
+         "email_verified", "token_type"},
+    ),
+    "GetJwks": (set(), {"jwks_json"}),
+}
+TOKEN_RESPONSE_FIELDS = {"access_token", "refresh_token", "token_type", "expires_in",
+                         "refresh_expires_in", "user"}
+USER_FIELDS = {"id", "email", "name", "email_verified", "created_at"}
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+MAIL_MARK = re.compile(
+    r"mail \(not sent: AUTHD_SMTP_URL unset\) to=(?P<to>\S+) subject=(?P<subject>[^\n]*?) body="
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+
+
+class Skip(Exception):
+    """A prerequisite of this check failed earlier."""
+
+
+class Report:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name: str, fn: Callable[[], Any]) -> Any:
+        """Runs one check; returns its value, or None when it failed."""
+        try:
+            value = fn()
+        except Skip as why:
+            self.failed += 1
+            print(f"FAIL {name}: not run, {why}", flush=True)
+            return None
+        except AssertionError as err:
+            self.failed += 1
+            print(f"FAIL {name}: {err or 'assertion failed'}", flush=True)
+            return None
+        except grpc.RpcError as err:
+            self.failed += 1
+            print(f"FAIL {name}: gRPC {err.code().name}: {err.details()}", flush=True)
+            return None
+        except Exception as err:  # noqa: BLE001 - any surprise is a failed check, not a crash
+            self.failed += 1
+            print(f"FAIL {name}: {type(err).__name__}: {err}", flush=True)
+            if os.environ.get("INTEROP_DEBUG"):
+                traceback.print_exc()
+            return None
+        self.passed += 1
+        print(f"ok   {name}", flush=True)
+        return value if value is not None else True
+
+
+def need(*values: Any) -> None:
+    if any(v is None for v in values):
+        raise Skip("an earlier check it depends on failed")
+
+
+def expect(cond: bool, message: str) -> None:
+    if not cond:
+        raise AssertionError(message)
+
+
+# --------------------------------------------------------------------------------------------
+# gRPC through reflection only
+
+
+class ReflectedService:
+    """One service whose message classes are built at run time from server reflection."""
+
+    def __init__(self, channel: grpc.Channel, pool: descriptor_pool.DescriptorPool, name: str):
+        self.channel = channel
+        self.descriptor = pool.FindServiceByName(name)
+        self.methods = {m.name: m for m in self.descriptor.methods}
+
+    def request_class(self, method: str):
+        return message_factory.GetMessageClass(self.methods[method].input_type)
+
+    def response_class(self, method: str):
+        return message_factory.GetMessageClass(self.methods[method].output_type)
+
+    def call(self, method: str, **fields: Any):
+        m = self.methods[method]
+        expect(not m.client_streaming and not m.server_streaming, f"{method} is not unary")
+        request_cls = self.request_class(method)
+        response_cls = self.response_class(method)
+        rpc = self.channel.unary_unary(
+            f"/{self.descriptor.full_name}/{method}",
+            request_serializer=request_cls.SerializeToString,
+            response_deserializer=response_cls.FromString,
+        )
+        return rpc(request_cls(**fields), timeout=CALL_TIMEOUT)
+
+
+def expect_code(fn: Callable[[], Any], code: grpc.StatusCode) -> grpc.RpcError:
+    try:
+        fn()
+    except grpc.RpcError as err:
+        expect(err.code() == code,
+               f"expected {code.name}, got {err.code().name}: {err.details()}")
+        return err
+    raise AssertionError(f"expected {code.name}, the call succeeded")
+
+
+def bad_request_fields(err: grpc.RpcError) -> list[str]:
+    """Field names of the google.rpc.BadRequest detail in grpc-status-details-bin."""
+    status = rpc_status.from_call(err)
+    expect(status is not None, "no google.rpc.Status in grpc-status-details-bin")
+    fields = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            fields.extend(v.field for v in bad.field_violations)
+    return fields
+
+
+# --------------------------------------------------------------------------------------------
+# Mails from authd's log (no SMTP server is configured)
+
+
+def log_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def mail_token(log_path: str, since: int, to: str, kind: str, app_url: str,
+               wait: float) -> str:
+    """Token of the newest `kind` mail ('verify-email' or 'reset-password') to `to` written to
+    the log after byte offset `since`. Waits up to `wait` seconds for the outbox worker."""
+    link = re.compile(re.escape(app_url.rstrip("/")) + "/" + re.escape(kind)
+                      + r"\?token=(?P<token>[A-Za-z0-9_\-]+)")
+    deadline = time.monotonic() + wait
+    while True:
+        with open(log_path, "rb") as f:
+            f.seek(since)
+            text = ANSI.sub("", f.read().decode("utf-8", "replace"))
+        marks = list(MAIL_MARK.finditer(text))
+        found = None
+        for i, mark in enumerate(marks):
+            if mark.group("to").lower() != to.lower():
+                continue
+            end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+            hit = link.search(text, mark.end(), end)
+            if hit:
+                found = hit.group("token")
+        if found:
+            return found
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"no {kind} mail to {to} in {log_path} after {wait:.0f} s")
+        time.sleep(0.2)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--grpc", default="127.0.0.1:56051", help="authd gRPC address")
+    ap.add_argument("--http", default="127.0.0.1:59080", help="authd HTTP side port address")
+    ap.add_argument("--log", required=True, help="authd's log file (mails are written there)")
+    ap.add_argument("--issuer", help="expected iss (default: http://<--http>)")
+    ap.add_argument("--audience", default="authd", help="expected aud")
+    ap.add_argument("--app-url", default="http://localhost:3000", help="AUTHD_APP_URL")
+    ap.add_argument("--access-ttl", type=int, default=900, help="AUTHD_ACCESS_TTL in seconds")
+    ap.add_argument("--refresh-ttl", type=int, default=7 * 86400,
+                    help="AUTHD_REFRESH_TTL in seconds")
+    ap.add_argument("--mail-wait", type=float, default=20.0,
+                    help="seconds to wait for a mail to appear in the log")
+    args = ap.parse_args()
+    issuer = args.issuer or f"http://{args.http}"
+    jwks_url = f"http://{args.http}/.well-known/jwks.json"
+
+    r = Report()
+    print(f"authd interop check: grpc={args.grpc} http={args.http} issuer={issuer}", flush=True)
+    channel = grpc.insecure_channel(args.grpc)
+
+    # ---- 1. reflection -----------------------------------------------------------------------
+    def connect():
+        grpc.channel_ready_future(channel).result(timeout=10)
+
+    connected = r.check("gRPC channel connects", connect)
+    db = ProtoReflectionDescriptorDatabase(channel)
+    pool = descriptor_pool.DescriptorPool(db)
+
+    def list_v1alpha():
+        need(connected)
+        services = set(db.get_services())
+        for s in (AUTH_SERVICE, HEALTH_SERVICE):
+            expect(s in services, f"{s} missing from reflection list: {sorted(services)}")
+        return services
+
+    services = r.check("reflection v1alpha lists auth.v1.AuthService and grpc.health.v1.Health",
+                       list_v1alpha)
+
+    def list_v1():
+        # grpc.reflection.v1 is wire-identical to v1alpha; only the method path differs.
+        need(connected)
+        call = channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        responses = call(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                         timeout=CALL_TIMEOUT)
+        res = next(responses)
+        expect(res.WhichOneof("message_response") == "list_services_response",
+               f"unexpected reflection answer: {res}")
+        names = {s.name for s in res.list_services_response.service}
+        for s in (AUTH_SERVICE, HEALTH_SERVICE):
+            expect(s in names, f"{s} missing from v1 reflection list: {sorted(names)}")
+        if services:
+            expect(names == services, f"v1 {sorted(names)} != v1alpha {sorted(services)}")
+
+    r.check("reflection v1 lists the same services", list_v1)
+
+    def describe_auth():
+        need(services)
+        svc = ReflectedService(channel, pool, AUTH_SERVICE)
+        missing = set(CONTRACT_METHODS) - set(svc.methods)
+        expect(not missing, f"methods missing: {sorted(missing)}")
+        for name, (req_fields, res_fields) in CONTRACT_METHODS.items():
+            m = svc.methods[name]
+            got_req = {f.name for f in m.input_type.fields}
+            got_res = {f.name for f in m.output_type.fields}
+            expect(req_fields <= got_req, f"{name} request lacks {sorted(req_fields - got_req)}")
+            expect(res_fields <= got_res, f"{name} response lacks {sorted(res_fields - got_res)}")
+        token = svc.methods["Login"].output_type
+        expect(token.full_name == "auth.v1.TokenResponse", f"Login returns {token.full_name}")
+        got = {f.name for f in token.fields}
+        expect(TOKEN_RESPONSE_FIELDS <= got, f"TokenResponse lacks {TOKEN_RESPONSE_FIELDS - got}")
+        user = token.fields_by_name["user"].message_type
+        got = {f.name for f in user.fields}
+        expect(USER_FIELDS <= got, f"User lacks {USER_FIELDS - got}")
+        expect(user.fields_by_name["created_at"].message_type.full_name
+               == "google.protobuf.Timestamp", "User.created_at is not a Timestamp")
+        expect(svc.methods["Introspect"].output_type.fields_by_name["aud"].label
+               == svc.methods["Introspect"].output_type.fields_by_name["aud"].LABEL_REPEATED,
+               "IntrospectResponse.aud is not repeated")
+        return svc
+
+    auth = r.check("reflection describes auth.v1.AuthService (all RPCs, fields, imports)",
+                   describe_auth)
+
+    def describe_health():
+        need(services)
+        svc = ReflectedService(channel, pool, HEALTH_SERVICE)
+        expect("Check" in svc.methods, "Health has no Check")
+        return svc
+
+    health = r.check("reflection describes grpc.health.v1.Health", describe_health)
+
+    def health_check(service: str):
+        def run():
+            need(health)
+            res = health.call("Check", service=service)
+            status_enum = health.methods["Check"].output_type.fields_by_name["status"].enum_type
+            name = status_enum.values_by_number[res.status].name
+            expect(name == "SERVING", f"status {name}")
+        return run
+
+    r.check('Health/Check "" is SERVING', health_check(""))
+    r.check('Health/Check "auth.v1.AuthService" is SERVING', health_check(AUTH_SERVICE))
+
+    # ---- 2. the account flow -----------------------------------------------------------------
+    email = f"interop-{secrets.token_hex(6)}@example.com"
+    password = "interop " + secrets.token_urlsafe(12)
+    new_password = "interop new " + secrets.token_urlsafe(12)
+    print(f"test account: {email}", flush=True)
+
+    mark = log_size(args.log)
+
+    def signup():
+        need(auth)
+        res = auth.call("Signup", email=email, password=password, name="Interop Check")
+        expect(res.user.email == email, f"user.email {res.user.email!r}")
+        expect(res.user.id != "", "empty user.id")
+        expect(not res.user.email_verified, "new user is already verified")
+        expect(res.user.created_at.seconds > 0, "no created_at")
+        return res.user
+
+    user = r.check("Signup creates an unverified user", signup)
+
+    def dup_signup():
+        need(user)
+        expect_code(lambda: auth.call("Signup", email=email, password=password, name="Again"),
+                    grpc.StatusCode.ALREADY_EXISTS)
+        expect_code(lambda: auth.call("Signup", email=email.upper(), password=password,
+                                      name="Again"),
+                    grpc.StatusCode.ALREADY_EXISTS)
+
+    r.check("Signup again (same email, and upper-cased) -> ALREADY_EXISTS", dup_signup)
+
+    def bad_email():
+        need(auth)
+        err = expect_code(lambda: auth.call("Signup", email="not-an-email", password=password,
+                                            name="Bad"),
+                          grpc.StatusCode.INVALID_ARGUMENT)
+        fields = bad_request_fields(err)
+        expect("email" in fields, f"BadRequest field violations {fields}, expected 'email'")
+
+    r.check("Signup with a malformed email -> INVALID_ARGUMENT with BadRequest{email}",
+            bad_email)
+
+    def unverified_login():
+        need(user)
+        expect_code(lambda: auth.call("Login", email=email, password=password),
+                    grpc.StatusCode.PERMISSION_DENIED)
+
+    r.check("Login before verification -> PERMISSION_DENIED", unverified_login)
+
+    def verify_token():
+        need(user)
+        token = mail_token(args.log, mark, email, "verify-email", args.app_url, args.mail_wait)
+        expect(len(token) == 43, f"token is {len(token)} characters, expected 43")
+        return token
+
+    vtoken = r.check("verification mail in the log holds a 43-char base64url token",
+                     verify_token)
+
+    def verify():
+        need(vtoken)
+        res = auth.call("VerifyEmail", token=vtoken)
+        expect(res.user.id == user.id, "VerifyEmail answered another user")
+        expect(res.user.email_verified, "user.email_verified is false after VerifyEmail")
+
+    verified = r.check("VerifyEmail marks the email verified", verify)
+
+    def verify_again():
+        need(verified)
+        expect_code(lambda: auth.call("VerifyEmail", token=vtoken),
+                    grpc.StatusCode.INVALID_ARGUMENT)
+
+    r.check("VerifyEmail with the spent token -> INVALID_ARGUMENT", verify_again)
+
+    def wrong_password():
+        need(verified)
+        expect_code(lambda: auth.call("Login", email=email, password="wrong " + password),
+                    grpc.StatusCode.UNAUTHENTICATED)
+        expect_code(lambda: auth.call("Login", email="nobody-" + email, password=password),
+                    grpc.StatusCode.UNAUTHENTICATED)
+
+    r.check("Login with a wrong password or unknown email -> UNAUTHENTICATED", wrong_password)
+
+    def login(pw: str):
+        def run():
+            need(verified)
+            res = auth.call("Login", email=email, password=pw)
+            expect(res.token_type == "Bearer", f"token_type {res.token_type!r}")
+            expect(res.expires_in == args.access_ttl, f"expires_in {res.expires_in}")
+            expect(res.refresh_expires_in == args.refresh_ttl,
+                   f"refresh_expires_in {res.refresh_expires_in}")
+            expect(res.user.id == user.id and res.user.email_verified, "wrong user in response")
+            expect(res.access_token.count(".") == 2, "access token is not a JWS")
+            expect(res.refresh_token.count(".") != 2 and len(res.refresh_token) >= 43,
+                   "refresh token looks like a JWT or is too short")
+            return res
+        return run
+
+    tokens = r.check("Login returns a Bearer pair (900 s access, 7 d refresh)", login(password))
+
+    # ---- 3. PyJWT with the public JWKS only --------------------------------------------------
+    def jwks_http():
+        with urllib.request.urlopen(jwks_url, timeout=10) as res:
+            expect(res.status == 200, f"HTTP {res.status}")
+            cache = res.headers.get("Cache-Control", "")
+            body = json.loads(res.read())
+        expect("public" in cache and "max-age=" in cache, f"Cache-Control {cache!r}")
+        keys = body.get("keys")
+        expect(isinstance(keys, list) and keys, "no keys in the JWK Set")
+        for k in keys:
+            expect(k.get("kty") == "OKP" and k.get("crv") == "Ed25519",
+                   f"unexpected key type {k.get('kty')}/{k.get('crv')}")
+            expect("kid" in k, "a key without kid")
+            expect("d" not in k, "the JWKS publishes a private key member 'd'")
+        return body
+
+    jwks = r.check("GET /.well-known/jwks.json: public Ed25519 keys, cacheable", jwks_http)
+
+    def jwks_grpc():
+        need(jwks, auth)
+        res = auth.call("GetJwks")
+        expect(json.loads(res.jwks_json) == jwks, "GetJwks differs from the HTTP JWKS")
+
+    r.check("GetJwks over gRPC equals the HTTP JWKS", jwks_grpc)
+
+    def validate_jwt():
+        need(tokens, jwks)
+        token = tokens.access_token
+        header = jwt.get_unverified_header(token)
+        expect(header.get("typ") == "at+jwt", f"header typ {header.get('typ')!r}")
+        expect(header.get("alg") == "EdDSA", f"header alg {header.get('alg')!r}")
+        client = jwt.PyJWKClient(jwks_url)
+        key = client.get_signing_key_from_jwt(token)
+        expect(key.key_id == header.get("kid"), "signing key kid differs from the header's")
+        claims = jwt.decode(token, key.key, algorithms=["EdDSA"], audience=args.audience,
+                            issuer=issuer,
+                            options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]})
+        expect(claims["sub"] == user.id, f"sub {claims['sub']!r} != user id {user.id!r}")
+        expect(claims.get("email") == email, f"email {claims.get('email')!r}")
+        expect(claims.get("email_verified") is True, "email_verified claim not true")
+        expect(isinstance(claims.get("sid"), str) and claims["sid"], "no sid claim")
+        expect(isinstance(claims.get("jti"), str) and claims["jti"], "no jti claim")
+        expect(claims["exp"] - claims["iat"] == args.access_ttl,
+               f"exp - iat = {claims['exp'] - claims['iat']}, expected {args.access_ttl}")
+        return claims
+
+    claims = r.check("PyJWT validates the access token with the JWKS (EdDSA, typ at+jwt, "
+                     "iss, aud, sub/email/sid/jti, exp-iat=900)", validate_jwt)
+
+    def jwt_negative():
+        need(claims)
+        token = tokens.access_token
+        key = jwt.PyJWKClient(jwks_url).get_signing_key_from_jwt(token)
+        try:
+            jwt.decode(token, key.key, algorithms=["EdDSA"], audience="someone-else",
+                       issuer=issuer)
+            raise AssertionError("accepted with a wrong audience")
+        except jwt.InvalidAudienceError:
+            pass
+        head, payload, sig = token.split(".")
+        forged = json.loads(base64url_decode(payload))
+        forged["email"] = "mallory@example.com"
+        forged_payload = base64url_encode(
+            json.dumps(forged, separators=(",", ":")).encode()).decode()
+        try:
+            jwt.decode(f"{head}.{forged_payload}.{sig}", key.key, algorithms=["EdDSA"],
+                       audience=args.audience, issuer=issuer)
+            raise AssertionError("accepted a token with an altered payload")
+        except jwt.InvalidSignatureError:
+            pass
+
+    r.check("PyJWT rejects the token for another audience and with an altered payload",
+            jwt_negative)
+
+    # ---- 4. introspection, refresh, logout ---------------------------------------------------
+    def introspect_active():
+        need(tokens, claims)
+        res = auth.call("Introspect", token=tokens.access_token)
+        expect(res.active, "active is false for a fresh access token")
+        expect(res.sub == user.id, f"sub {res.sub!r}")
+        expect(res.email == email, f"email {res.email!r}")
+        expect(res.sid == claims["sid"], "sid differs from the JWT's")
+        expect(res.jti == claims["jti"], "jti differs from the JWT's")
+        expect(res.iss == issuer, f"iss {res.iss!r}")
+        expect(list(res.aud) == [args.audience], f"aud {list(res.aud)!r}")
+        expect(res.exp == claims["exp"] and res.iat == claims["iat"], "exp/iat differ")
+        expect(res.email_verified, "email_verified false")
+        expect(res.token_type == "access_token", f"token_type {res.token_type!r}")
+
+    r.check("Introspect: the access token is active, fields match the JWT", introspect_active)
+
+    def introspect_garbage():
+        need(auth)
+        for junk in ("", "not-a-token", tokens.refresh_token if tokens else "x.y.z"):
+            res = auth.call("Introspect", token=junk)
+            expect(not res.active, f"{junk[:12]!r}… is active")
+            expect(res.sub == "" and res.email == "" and res.sid == "",
+                   "an inactive answer carries claims")
+
+    r.check("Introspect of junk / a refresh token -> active=false, no error", introspect_garbage)
+
+    def refresh():
+        need(tokens)
+        res = auth.call("Refresh", refresh_token=tokens.refresh_token)
+        expect(res.refresh_token != tokens.refresh_token, "refresh token not rotated")
+        expect(res.access_token != tokens.access_token, "same access token")
+        expect(res.token_type == "Bearer" and res.expires_in == args.access_ttl,
+               "bad token_type / expires_in")
+        key = jwt.PyJWKClient(jwks_url).get_signing_key_from_jwt(res.access_token)
+        new_claims = jwt.decode(res.access_token, key.key, algorithms=["EdDSA"],
+                                audience=args.audience, issuer=issuer)
+        expect(new_claims["sid"] == claims["sid"], "refresh moved to another session")
+        expect(new_claims["jti"] != claims["jti"], "refreshed token reuses the jti")
+        return res
+
+    refreshed = r.check("Refresh rotates the pair within the same session (PyJWT-valid)",
+                        refresh)
+
+    def logout():
+        need(refreshed)
+        auth.call("Logout", refresh_token=refreshed.refresh_token)
+
+    logged_out = r.check("Logout with the newest refresh token", logout)
+
+    def introspect_inactive():
+        need(logged_out)
+        for label, tok in (("login", tokens.access_token), ("refreshed", refreshed.access_token)):
+            res = auth.call("Introspect", token=tok)
+            expect(not res.active, f"the {label} access token is still active after Logout")
+            expect(res.sub == "" and res.jti == "", "inactive answer carries claims")
+
+    r.check("Introspect after Logout -> active=false for the session's access tokens",
+            introspect_inactive)
+
+    def refresh_after_logout():
+        need(logged_out)
+        expect_code(lambda: auth.call("Refresh", refresh_token=refreshed.refresh_token),
+                    grpc.StatusCode.UNAUTHENTICATED)
+
+    r.check("Refresh with the logged-out refresh token -> UNAUTHENTICATED", refresh_after_logout)
+
+    # ---- 5. password reset -------------------------------------------------------------------
+    other = r.check("Login again (a session the reset must end)", login(password))
+
+    def unknown_reset():
+        need(auth)
+        auth.call("RequestPasswordReset", email="nobody-" + email)
+
+    r.check("RequestPasswordReset for an unknown email -> OK (same answer)", unknown_reset)
+
+    reset_mark = log_size(args.log)
+
+    def request_reset():
+        need(verified)
+        auth.call("RequestPasswordReset", email=email)
+
+    requested = r.check("RequestPasswordReset", request_reset)
+
+    def reset_token():
+        need(requested)
+        token = mail_token(args.log, reset_mark, email, "reset-password", args.app_url,
+                           args.mail_wait)
+        expect(len(token) == 43, f"token is {len(token)} characters, expected 43")
+        return token
+
+    rtoken = r.check("reset mail in the log holds a 43-char base64url token", reset_token)
+
+    def reset():
+        need(rtoken)
+        auth.call("ResetPassword", token=rtoken, new_password=new_password)
+
+    was_reset = r.check("ResetPassword", reset)
+
+    def reset_again():
+        need(was_reset)
+        expect_code(lambda: auth.call("ResetPassword", token=rtoken,
+                                      new_password=new_password + "x"),
+                    grpc.StatusCode.INVALID_ARGUMENT)
+
+    r.check("ResetPassword with the spent token -> INVALID_ARGUMENT", reset_again)
+
+    def reset_ended_sessions():
+        need(was_reset, other)
+        res = auth.call("Introspect", token=other.access_token)
+        expect(not res.active, "a session from before the reset is still active")
+
+    r.check("ResetPassword ended the earlier session (Introspect active=false)",
+            reset_ended_sessions)
+
+    def old_password():
+        need(was_reset)
+        expect_code(lambda: auth.call("Login", email=email, password=password),
+                    grpc.StatusCode.UNAUTHENTICATED)
+
+    r.check("Login with the old password -> UNAUTHENTICATED", old_password)
+
+    def new_login():
+        need(was_reset)
+        res = login(new_password)()
+        key = jwt.PyJWKClient(jwks_url).get_signing_key_from_jwt(res.access_token)
+        jwt.decode(res.access_token, key.key, algorithms=["EdDSA"], audience=args.audience,
+                   issuer=issuer)
+        expect(auth.call("Introspect", token=res.access_token).active, "new session inactive")
+
+    r.check("Login with the new password (token PyJWT-valid, active)", new_login)
+
+    channel.close()
+    print(f"{r.passed} passed, {r.failed} failed", flush=True)
+    return 1 if r.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
