@@ -230,36 +230,27 @@ impl TestApp {
 }
 
 fn settings(database_url: &str, smtp_url: &str, extra: &[String]) -> authd::config::Settings {
-    let mut args: Vec<String> = [
-        "authd",
-        "serve",
-        "--database-url",
-        database_url,
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--issuer",
-        "http://authd.test",
-        "--audience",
-        "authd",
-        "--app-url",
-        "https://app.example",
-        "--smtp-url",
-        smtp_url,
-        "--mail-from",
-        "authd <no-reply@authd.test>",
+    let defaults = [
+        ("--database-url", database_url),
+        ("--grpc-addr", "127.0.0.1:0"),
+        ("--http-addr", "127.0.0.1:0"),
+        ("--issuer", "http://authd.test"),
+        ("--audience", "authd"),
+        ("--app-url", "https://app.example"),
+        ("--smtp-url", smtp_url),
+        ("--mail-from", "authd <no-reply@authd.test>"),
         // Cheap hashing: the cost is configuration, the code path is the production one.
-        "--argon2-memory-kib",
-        "64",
-        "--argon2-iterations",
-        "1",
-        "--bcrypt-cost",
-        "4",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        ("--argon2-memory-kib", "64"),
+        ("--argon2-iterations", "1"),
+        ("--bcrypt-cost", "4"),
+    ];
+    let mut args = vec!["authd".to_owned(), "serve".to_owned()];
+    // A flag the test gives replaces the default (list flags such as --audience would append).
+    for (flag, value) in defaults {
+        if !extra.iter().any(|arg| arg == flag) {
+            args.extend([flag.to_owned(), value.to_owned()]);
+        }
+    }
     args.extend(extra.iter().cloned());
     match Cli::try_parse_from(args)
         .expect("test settings parse")
@@ -355,11 +346,13 @@ pub async fn verify_with_jwks(
     let kid = header.kid.clone().unwrap_or_default();
     let jwk = jwks
         .find(&kid)
-        .ok_or_else(|| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
+        .ok_or(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk)?;
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     validation.set_audience(&["authd"]);
     validation.set_issuer(&["http://authd.test"]);
+    // Exact expiry, as authd itself checks it.
+    validation.leeway = 0;
     jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation).map(|data| data.claims)
 }
 
