@@ -1,6 +1,7 @@
 //! Logging: `RUST_LOG` filters (default `info`), `AUTHD_LOG_FORMAT=json` gives JSON lines.
 
 use crate::config::LogFormat;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; a second call (tests) leaves the first in place.
