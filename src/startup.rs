@@ -10,7 +10,7 @@ use crate::domain::PasswordPolicy;
 use crate::grpc::{AuthGrpc, MetricsLayer, pb};
 use crate::mail::{MailComposer, OutboxWorker, Transport};
 use crate::metrics::Metrics;
-use crate::service::{AttemptLimiter, AuthService, AuthServiceParts, Policy};
+use crate::service::{AttemptLimiter, AuthService, Policy};
 use crate::store::Store;
 use anyhow::Context;
 use std::future::Future;
@@ -68,7 +68,7 @@ impl Application {
             },
         };
         let limits = &settings.limits;
-        let service = Arc::new(AuthService::new(AuthServiceParts {
+        let service = Arc::new(AuthService {
             store: store.clone(),
             hasher,
             tokens,
@@ -78,7 +78,7 @@ impl Application {
             login_limiter: AttemptLimiter::new(limits.login_max_failures, limits.window),
             mail_limiter: AttemptLimiter::new(limits.mail_max_requests, limits.window),
             policy,
-        }));
+        });
         let transport = Transport::from_settings(settings.smtp_url.as_ref())?;
         let outbox = OutboxWorker::new(
             store.clone(),

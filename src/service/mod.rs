@@ -16,9 +16,10 @@ pub use limiter::AttemptLimiter;
 use crate::crypto::jwt::AccessTokens;
 use crate::crypto::keys::KeyRing;
 use crate::crypto::password::PasswordHasher;
+use crate::crypto::token::IssuedToken;
 use crate::domain::{PasswordPolicy, UserId};
-use crate::mail::MailComposer;
-use crate::store::{Store, UserRecord};
+use crate::mail::{Mail, MailComposer};
+use crate::store::{NewOneTimeToken, Purpose, Store, UserRecord};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,61 +75,67 @@ pub struct TokenPair {
     pub user: UserView,
 }
 
-/// Everything the use cases work with.
+/// Everything the use cases work with. Built once by `startup`.
 pub struct AuthService {
-    store: Store,
-    hasher: PasswordHasher,
-    tokens: AccessTokens,
-    keys: Arc<KeyRing>,
-    mails: MailComposer,
-    outbox_wake: Arc<Notify>,
-    login_limiter: AttemptLimiter,
-    mail_limiter: AttemptLimiter,
-    policy: Policy,
-}
-
-/// The parts an `AuthService` is made of (see `startup`).
-pub struct AuthServiceParts {
-    pub store: Store,
-    pub hasher: PasswordHasher,
-    pub tokens: AccessTokens,
-    pub keys: Arc<KeyRing>,
-    pub mails: MailComposer,
-    pub outbox_wake: Arc<Notify>,
-    pub login_limiter: AttemptLimiter,
-    pub mail_limiter: AttemptLimiter,
-    pub policy: Policy,
+    pub(crate) store: Store,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) tokens: AccessTokens,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) mails: MailComposer,
+    /// Wakes the outbox worker when a mail is queued, so it goes out at once.
+    pub(crate) outbox_wake: Arc<Notify>,
+    pub(crate) login_limiter: AttemptLimiter,
+    pub(crate) mail_limiter: AttemptLimiter,
+    pub(crate) policy: Policy,
 }
 
 impl AuthService {
-    pub fn new(parts: AuthServiceParts) -> Self {
-        let AuthServiceParts {
-            store,
-            hasher,
-            tokens,
-            keys,
-            mails,
-            outbox_wake,
-            login_limiter,
-            mail_limiter,
-            policy,
-        } = parts;
-        Self {
-            store,
-            hasher,
-            tokens,
-            keys,
-            mails,
-            outbox_wake,
-            login_limiter,
-            mail_limiter,
-            policy,
-        }
-    }
-
     /// The JWK Set that verifies access tokens.
     pub fn jwks_json(&self) -> Arc<str> {
         self.keys.current().jwks_json()
+    }
+
+    /// A fresh one-time token of `purpose` for `to`, and the mail that carries its link.
+    fn one_time_link(
+        &self,
+        to: &str,
+        purpose: Purpose,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<(NewOneTimeToken, Mail)> {
+        let token = IssuedToken::generate()?;
+        let (ttl, mail) = match purpose {
+            Purpose::VerifyEmail => {
+                let ttl = self.policy.verify_ttl;
+                (ttl, self.mails.verification(to, &token.secret, ttl))
+            }
+            Purpose::ResetPassword => {
+                let ttl = self.policy.reset_ttl;
+                (ttl, self.mails.password_reset(to, &token.secret, ttl))
+            }
+        };
+        let token = NewOneTimeToken {
+            purpose,
+            digest: token.digest,
+            expires_at: after(now, ttl),
+        };
+        Ok((token, mail))
+    }
+
+    /// Stores a new one-time token for an existing user and queues its mail. With
+    /// `replace_earlier`, the user's earlier links of that purpose stop working.
+    async fn mail_one_time_link(
+        &self,
+        user: &UserRecord,
+        purpose: Purpose,
+        replace_earlier: bool,
+    ) -> Result<(), AuthError> {
+        let now = Utc::now();
+        let (token, mail) = self.one_time_link(&user.email, purpose, now)?;
+        self.store
+            .issue_one_time_token(UserId(user.id), token, &mail, replace_earlier, now)
+            .await?;
+        self.outbox_wake.notify_one();
+        Ok(())
     }
 }
 

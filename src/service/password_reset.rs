@@ -1,9 +1,8 @@
 //! Forgotten passwords: the reset mail and the reset itself.
 
-use super::{AuthError, AuthService, after};
-use crate::crypto::token::IssuedToken;
-use crate::domain::{Email, Password, UserId, Violations};
-use crate::store::{NewOneTimeToken, Purpose};
+use super::{AuthError, AuthService};
+use crate::domain::{Email, Password, Violations};
+use crate::store::Purpose;
 use chrono::Utc;
 
 impl AuthService {
@@ -16,20 +15,8 @@ impl AuthService {
         let Some(user) = self.store.user_by_email(&email).await? else {
             return Ok(());
         };
-        let token = IssuedToken::generate()?;
-        let now = Utc::now();
-        let mail = self
-            .mails
-            .password_reset(&user.email, &token.secret, self.policy.reset_ttl);
-        let reset = NewOneTimeToken {
-            purpose: Purpose::ResetPassword,
-            digest: token.digest,
-            expires_at: after(now, self.policy.reset_ttl),
-        };
-        self.store
-            .issue_one_time_token(UserId(user.id), reset, &mail, true, now)
+        self.mail_one_time_link(&user, Purpose::ResetPassword, true)
             .await?;
-        self.outbox_wake.notify_one();
         tracing::info!(user_id = %user.id, "password reset requested");
         Ok(())
     }

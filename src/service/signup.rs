@@ -1,9 +1,9 @@
 //! Signup and email verification.
 
-use super::{AuthError, AuthService, UserView, after};
-use crate::crypto::token::{IssuedToken, TokenDigest};
+use super::{AuthError, AuthService, UserView};
+use crate::crypto::token::TokenDigest;
 use crate::domain::{DisplayName, Email, Password, UserId, Violations};
-use crate::store::{NewOneTimeToken, NewUser, Purpose, StoreError};
+use crate::store::{NewUser, Purpose, StoreError};
 use chrono::Utc;
 
 impl AuthService {
@@ -31,22 +31,14 @@ impl AuthService {
             return Err(AuthError::EmailTaken);
         }
         let password_hash = self.hasher.hash(&password).await?;
-        let token = IssuedToken::generate()?;
         let now = Utc::now();
-        let mail = self
-            .mails
-            .verification(email.as_str(), &token.secret, self.policy.verify_ttl);
+        let (verification, mail) = self.one_time_link(email.as_str(), Purpose::VerifyEmail, now)?;
         let new_user = NewUser {
             id: UserId::new(),
             email: &email,
             name: &name,
             password_hash,
             now,
-        };
-        let verification = NewOneTimeToken {
-            purpose: Purpose::VerifyEmail,
-            digest: token.digest,
-            expires_at: after(now, self.policy.verify_ttl),
         };
         let user = match self.store.create_user(new_user, verification, &mail).await {
             Ok(user) => user,
@@ -85,21 +77,8 @@ impl AuthService {
         if user.email_verified {
             return Ok(());
         }
-        let token = IssuedToken::generate()?;
-        let now = Utc::now();
-        let mail = self
-            .mails
-            .verification(&user.email, &token.secret, self.policy.verify_ttl);
-        let verification = NewOneTimeToken {
-            purpose: Purpose::VerifyEmail,
-            digest: token.digest,
-            expires_at: after(now, self.policy.verify_ttl),
-        };
-        self.store
-            .issue_one_time_token(UserId(user.id), verification, &mail, false, now)
-            .await?;
-        self.outbox_wake.notify_one();
-        Ok(())
+        self.mail_one_time_link(&user, Purpose::VerifyEmail, false)
+            .await
     }
 
     /// Counts a mail request against the address; refuses when it has asked too often.
