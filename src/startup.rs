@@ -128,7 +128,15 @@ impl Application {
         };
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        let health_task = tokio::spawn(watch_health(self.store.clone(), health, stop_rx.clone()));
+        // Both names answer before the first call is accepted.
+        let status = database_health(&self.store).await;
+        report_health(&health, status).await;
+        let health_task = tokio::spawn(watch_health(
+            self.store.clone(),
+            health,
+            status,
+            stop_rx.clone(),
+        ));
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -224,38 +232,48 @@ async fn load_keys(store: &Store) -> anyhow::Result<KeyRing> {
     Ok(KeyRing::new(KeySet::new(signing, &keys)?))
 }
 
-/// Keeps gRPC health in step with the database: SERVING while it answers.
+/// The service names gRPC health answers for.
+const HEALTH_NAMES: [&str; 2] = [
+    "",
+    <pb::auth_service_server::AuthServiceServer<AuthGrpc> as tonic::server::NamedService>::NAME,
+];
+
+/// SERVING while the database answers.
+async fn database_health(store: &Store) -> ServingStatus {
+    if store.ping().await {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
+}
+
+async fn report_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    for name in HEALTH_NAMES {
+        health.set_service_status(name, status).await;
+    }
+}
+
+/// Keeps gRPC health in step with the database, starting from the status already reported.
 async fn watch_health(
     store: Store,
     health: tonic_health::server::HealthReporter,
+    mut last: ServingStatus,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut last = None;
     loop {
-        let status = if store.ping().await {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        if last != Some(status) {
-            health.set_service_status("", status).await;
-            health
-                .set_service_status(<pb::auth_service_server::AuthServiceServer<AuthGrpc> as tonic::server::NamedService>::NAME, status)
-                .await;
-            if last.is_some() {
-                tracing::warn!(?status, "database reachability changed");
-            }
-            last = Some(status);
-        }
         tokio::select! {
             _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
             _ = stop.changed() => {}
         }
         if *stop.borrow() {
-            health
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
+            report_health(&health, ServingStatus::NotServing).await;
             return;
+        }
+        let status = database_health(&store).await;
+        if status != last {
+            tracing::warn!(?status, "database reachability changed");
+            report_health(&health, status).await;
+            last = status;
         }
     }
 }
