@@ -282,6 +282,32 @@ impl HttpResponse {
     }
 }
 
+/// A verified user written straight into the database with the given password hash, as an
+/// import from another system would create it. Returns its id.
+pub async fn insert_user_with_hash(
+    app: &TestApp,
+    email: &str,
+    password_hash: String,
+) -> uuid::Uuid {
+    use authd::store::entity::user;
+    use sea_orm::{ActiveModelTrait, Set};
+    let now = chrono::Utc::now();
+    let id = uuid::Uuid::now_v7();
+    user::ActiveModel {
+        id: Set(id),
+        email: Set(email.to_lowercase()),
+        name: Set("Imported".into()),
+        password_hash: Set(password_hash),
+        email_verified: Set(true),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&app.db.connect().await)
+    .await
+    .expect("insert user");
+    id
+}
+
 /// A plain HTTP/1.1 GET, enough for the side port's small answers.
 pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
     let mut stream = tokio::net::TcpStream::connect(addr)

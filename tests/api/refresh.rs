@@ -4,7 +4,7 @@
 use crate::helpers::{PASSWORD, TestApp, code};
 use authd::pb::{self, TokenResponse};
 use authd::store::entity::{refresh_token, user};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -203,21 +203,7 @@ async fn import_bcrypt_user(app: &TestApp, email: &str, password: &str) -> uuid:
         .unwrap()
         .format_for_version(bcrypt::Version::TwoA);
     assert!(hash.starts_with("$2a$10$"));
-    let now = chrono::Utc::now();
-    let id = uuid::Uuid::now_v7();
-    user::ActiveModel {
-        id: Set(id),
-        email: Set(email.to_lowercase()),
-        name: Set("Imported".into()),
-        password_hash: Set(hash),
-        email_verified: Set(true),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&app.db.connect().await)
-    .await
-    .unwrap();
-    id
+    crate::helpers::insert_user_with_hash(app, email, hash).await
 }
 
 async fn stored_hash(app: &TestApp, email: &str) -> String {

@@ -3,8 +3,7 @@
 
 use crate::helpers::{PASSWORD, TestApp, admin_url, code, verify_with_jwks};
 use authd::pb;
-use authd::store::entity::user;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, Set};
+use sea_orm::{ConnectionTrait, Database};
 use std::time::Duration;
 use tokio::time::Instant;
 use tonic::Code;
@@ -199,19 +198,7 @@ async fn shutdown_lets_an_in_flight_call_finish() {
     let app = TestApp::spawn().await;
     // A bcrypt cost that takes a noticeable time to verify makes the login slow.
     let hash = bcrypt::hash("slow password", 13).unwrap();
-    let now = chrono::Utc::now();
-    user::ActiveModel {
-        id: Set(uuid::Uuid::now_v7()),
-        email: Set("slow@example.com".into()),
-        name: Set("Slow".into()),
-        password_hash: Set(hash),
-        email_verified: Set(true),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&app.db.connect().await)
-    .await
-    .unwrap();
+    crate::helpers::insert_user_with_hash(&app, "slow@example.com", hash).await;
 
     let mut client = app.client.clone();
     let call = tokio::spawn(async move {
