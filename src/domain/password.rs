@@ -2,6 +2,8 @@ use super::FieldViolation;
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 
+/// The shortest password authd ever accepts, in characters, whatever the configured minimum.
+pub const MIN_PASSWORD_CHARS: usize = 8;
 /// The longest password accepted, in characters. Bounds hashing cost for hostile input.
 pub const MAX_PASSWORD_CHARS: usize = 128;
 
@@ -38,16 +40,18 @@ impl Password {
         Ok(Self(SecretString::from(raw)))
     }
 
-    /// A password offered at login: only refused when it cannot possibly be right, so that the
-    /// answer to a wrong password stays the same whatever the current policy is.
+    /// A password offered at login: refused only outside the absolute bounds (8 to 128
+    /// characters), which no password can be within. The configured minimum is not applied,
+    /// so raising it never locks out accounts whose passwords met the earlier one.
     pub fn parse_attempt(field: &'static str, raw: &str) -> Result<Self, FieldViolation> {
-        if raw.is_empty() {
+        let chars = raw.chars().count();
+        if chars == 0 {
             return Err(FieldViolation::new(field, "is required"));
         }
-        if raw.chars().count() > MAX_PASSWORD_CHARS {
+        if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
             return Err(FieldViolation::new(
                 field,
-                format!("is longer than {MAX_PASSWORD_CHARS} characters"),
+                format!("must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters long"),
             ));
         }
         Ok(Self(SecretString::from(raw)))
@@ -81,6 +85,17 @@ mod tests {
         assert!(Password::parse_new("password", &"🔑".repeat(128), POLICY).is_ok());
         assert!(Password::parse_new("password", "ééééééé", POLICY).is_err());
         assert!(Password::parse_new("password", "", POLICY).is_err());
+    }
+
+    #[test]
+    fn login_attempts_are_held_to_the_absolute_bounds_only() {
+        assert!(Password::parse_attempt("password", "1234567").is_err());
+        assert!(Password::parse_attempt("password", "12345678").is_ok());
+        assert!(Password::parse_attempt("password", &"x".repeat(129)).is_err());
+        // A stricter configured minimum does not apply at login.
+        let strict = PasswordPolicy { min_chars: 12 };
+        assert!(Password::parse_new("password", "123456789", strict).is_err());
+        assert!(Password::parse_attempt("password", "123456789").is_ok());
     }
 
     #[test]

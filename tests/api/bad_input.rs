@@ -150,6 +150,8 @@ async fn password_policy_counts_characters_and_refused_signups_leave_nothing() {
     // Login refuses what cannot be a password at all, before looking anything up.
     let too_long = app.login(email, &"🔑".repeat(129)).await;
     assert_eq!(violations(too_long), ["password"]);
+    let too_short = app.login(email, "1234567").await;
+    assert_eq!(violations(too_short), ["password"]);
     assert_eq!(
         violations(app.login("nobody@example.com", &"x".repeat(129)).await),
         ["password"]
