@@ -17,6 +17,7 @@ pub struct Metrics {
     grpc: Mutex<BTreeMap<String, MethodStats>>,
     mail_sent: AtomicU64,
     mail_failed: AtomicU64,
+    mail_undeliverable: AtomicU64,
 }
 
 #[derive(Default)]
@@ -55,6 +56,10 @@ impl Metrics {
 
     pub fn mail_failed(&self) {
         self.mail_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn mail_undeliverable(&self) {
+        self.mail_undeliverable.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The text exposition; `queued_mails` and `database_up` are read fresh by the caller.
@@ -110,6 +115,12 @@ impl Metrics {
             out,
             "authd_mail_failures_total {}",
             self.mail_failed.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP authd_mail_undeliverable_total Mails refused for good (e.g. unknown recipient) and dropped.\n# TYPE authd_mail_undeliverable_total counter\n");
+        let _ = writeln!(
+            out,
+            "authd_mail_undeliverable_total {}",
+            self.mail_undeliverable.load(Ordering::Relaxed)
         );
         if let Some(queued) = queued_mails {
             out.push_str("# HELP authd_mail_queued Mails waiting in the outbox.\n# TYPE authd_mail_queued gauge\n");

@@ -24,6 +24,15 @@ const MAX_RETRY: Duration = Duration::from_secs(300);
 /// Even with nothing queued, look again this often (another replica may have queued a mail).
 const IDLE_POLL: Duration = Duration::from_secs(30);
 
+/// Why a delivery attempt failed.
+enum SendError {
+    /// This mail can never be delivered as it is: the server refused it for good (5xx, such as
+    /// an unknown recipient) or the address cannot be written into a message.
+    Permanent(anyhow::Error),
+    /// Worth another try later: connection refused, timeout, a 4xx answer.
+    Transient(anyhow::Error),
+}
+
 /// Where mails go.
 pub enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
@@ -47,23 +56,31 @@ impl Transport {
         Ok(Self::Smtp(transport))
     }
 
-    async fn send(&self, from: &Mailbox, mail: &Mail) -> anyhow::Result<()> {
+    async fn send(&self, from: &Mailbox, mail: &Mail) -> Result<(), SendError> {
         match self {
             Self::Log => {
                 tracing::info!(to = %mail.to, subject = %mail.subject, body = %mail.body, "mail (not sent: AUTHD_SMTP_URL unset)");
                 Ok(())
             }
             Self::Smtp(transport) => {
+                let permanent =
+                    |e: &dyn std::fmt::Display| SendError::Permanent(anyhow::anyhow!("{e}"));
+                let to = mail.to.parse::<Mailbox>().map_err(|e| permanent(&e))?;
                 let message = Message::builder()
                     .from(from.clone())
-                    .to(mail.to.parse::<Mailbox>()?)
+                    .to(to)
                     .subject(&mail.subject)
                     .header(ContentType::TEXT_PLAIN)
-                    .body(mail.body.clone())?;
-                tokio::time::timeout(SEND_TIMEOUT, transport.send(message))
-                    .await
-                    .map_err(|_| anyhow::anyhow!("SMTP conversation timed out"))??;
-                Ok(())
+                    .body(mail.body.clone())
+                    .map_err(|e| permanent(&e))?;
+                match tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) if e.is_permanent() => Err(permanent(&e)),
+                    Ok(Err(e)) => Err(SendError::Transient(e.into())),
+                    Err(_) => Err(SendError::Transient(anyhow::anyhow!(
+                        "SMTP conversation timed out"
+                    ))),
+                }
             }
         }
     }
@@ -141,11 +158,17 @@ impl OutboxWorker {
         }
         match self.transport.send(&self.from, &queued.mail).await {
             Ok(()) => {
-                self.store.mail_delivered(queued.id).await?;
+                self.store.remove_mail(queued.id).await?;
                 self.metrics.mail_sent();
                 tracing::info!(to = %queued.mail.to, subject = %queued.mail.subject, "mail delivered");
             }
-            Err(err) => {
+            Err(SendError::Permanent(err)) => {
+                // Retrying cannot help; keeping it would only retry it forever.
+                self.store.remove_mail(queued.id).await?;
+                self.metrics.mail_undeliverable();
+                tracing::error!(to = %queued.mail.to, subject = %queued.mail.subject, error = %err, "mail refused for good; dropped");
+            }
+            Err(SendError::Transient(err)) => {
                 let attempt = queued.attempts.saturating_add(1);
                 let delay = backoff(attempt);
                 let retry_at = Utc::now() + delay;

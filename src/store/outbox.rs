@@ -83,8 +83,9 @@ impl Store {
         Ok(claimed.rows_affected == 1)
     }
 
-    /// A delivered mail leaves the outbox at once: its body holds a one-time link.
-    pub async fn mail_delivered(&self, id: uuid::Uuid) -> Result<(), StoreError> {
+    /// A delivered (or undeliverable) mail leaves the outbox at once: its body holds a one-time
+    /// link.
+    pub async fn remove_mail(&self, id: uuid::Uuid) -> Result<(), StoreError> {
         mail_outbox::Entity::delete_by_id(id).exec(&self.db).await?;
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Mail delivery: a signup never fails because SMTP is down, queued mails are retried and survive
-//! a restart, delivered mails leave the outbox, and mails carry the configured sender and links.
+//! a restart, delivered mails leave the outbox, mails refused for good are dropped rather than
+//! retried forever, and mails carry the configured sender and links.
 
 use crate::helpers::{PASSWORD, TestApp, TestDb};
 use crate::smtp::{SmtpServer, extract_token};
@@ -116,6 +117,33 @@ async fn a_delivered_mail_leaves_the_outbox() {
     assert_eq!(tokens.len(), 1);
     assert!(!format!("{tokens:?}").contains(&token));
     verify(&mut app, token).await;
+}
+
+#[tokio::test]
+async fn a_mail_refused_for_good_is_dropped_and_others_still_go_out() {
+    let mut app = TestApp::spawn().await;
+    app.smtp.refuse_recipient("bounce@example.com");
+    app.signup("bounce@example.com").await;
+    // The refusal (550) is final: the mail leaves the outbox instead of being retried forever.
+    wait_for_outbox(
+        &app,
+        Duration::from_secs(5),
+        "the refused mail dropped",
+        |rows| rows.is_empty(),
+    )
+    .await;
+    assert_eq!(app.smtp.refusals(), 1);
+
+    // Mail to others still flows, and the refused one is not tried again meanwhile.
+    app.signup("fine@example.com").await;
+    app.mailed_token("fine@example.com", "verify-email").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(app.smtp.refusals(), 1, "a permanent refusal is not retried");
+    let metrics = app.http_get("/metrics").await.body;
+    assert!(
+        metrics.contains("authd_mail_undeliverable_total 1"),
+        "{metrics}"
+    );
 }
 
 /// A client that claims to be talking to evil.example, as a proxy or attacker might.

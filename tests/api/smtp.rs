@@ -45,12 +45,26 @@ pub struct ReceivedMail {
 struct Inbox {
     mails: Mutex<Vec<ReceivedMail>>,
     arrived: Notify,
+    /// Recipients answered `550` at `RCPT TO`, as a server does for an address that does not exist.
+    refused: Mutex<Vec<String>>,
+    /// How many `RCPT TO` were answered `550`.
+    refusals: std::sync::atomic::AtomicUsize,
 }
 
 impl Inbox {
     fn push(&self, mail: ReceivedMail) {
         self.mails.lock().expect("inbox lock").push(mail);
         self.arrived.notify_waiters();
+    }
+
+    fn refuses(&self, rcpt: &str) -> bool {
+        let refused = self.refused.lock().expect("refused lock");
+        let hit = refused.iter().any(|r| r.eq_ignore_ascii_case(rcpt));
+        if hit {
+            self.refusals
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        hit
     }
 
     fn take_to(&self, rcpt: &str) -> Option<ReceivedMail> {
@@ -112,6 +126,22 @@ impl SmtpServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// From now on answers `550 no such user` to `RCPT TO:<rcpt>` (a permanent failure).
+    pub fn refuse_recipient(&self, rcpt: &str) {
+        self.inbox
+            .refused
+            .lock()
+            .expect("refused lock")
+            .push(rcpt.to_owned());
+    }
+
+    /// How many times a recipient was refused.
+    pub fn refusals(&self) -> usize {
+        self.inbox
+            .refusals
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
@@ -231,6 +261,7 @@ async fn serve_connection(stream: TcpStream, inbox: Arc<Inbox>) -> std::io::Resu
             },
             "RCPT" if from.is_none() => "503 5.5.1 MAIL first",
             "RCPT" => match path_argument(arg, "TO:") {
+                Some(rcpt) if inbox.refuses(&rcpt) => "550 5.1.1 no such user",
                 Some(rcpt) => {
                     to.push(rcpt);
                     "250 2.1.5 OK"
