@@ -166,7 +166,7 @@ pub struct PasswordSettings {
     pub bcrypt_cost: u32,
     /// Hashes running at once; more callers wait [default: number of CPUs].
     #[arg(long, env = "AUTHD_MAX_CONCURRENT_HASHES")]
-    max_concurrent_hashes: Option<NonZeroUsize>,
+    pub max_concurrent_hashes: Option<NonZeroUsize>,
     /// Minimum password length in characters (the maximum is 128).
     #[arg(long, env = "AUTHD_PASSWORD_MIN_LENGTH", default_value_t = 8, value_parser = clap::value_parser!(u16).range(8..=128))]
     pub min_length: u16,

@@ -32,7 +32,7 @@ struct Inner {
     algorithm: HashAlgorithm,
     argon2_params: Params,
     bcrypt_cost: u32,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     dummy_hash: String,
 }
 
@@ -50,7 +50,7 @@ impl PasswordHasher {
             algorithm: settings.algorithm,
             argon2_params,
             bcrypt_cost: settings.bcrypt_cost,
-            permits: Semaphore::new(settings.max_concurrent_hashes()),
+            permits: Arc::new(Semaphore::new(settings.max_concurrent_hashes())),
             dummy_hash: String::new(),
         };
         inner.dummy_hash = inner.hash("authd dummy password: never matches a real login")?;
@@ -92,18 +92,21 @@ impl PasswordHasher {
         T: Send + 'static,
         F: FnOnce(&Inner) -> anyhow::Result<T> + Send + 'static,
     {
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
+        // The permit moves into the blocking task: if the caller goes away (a cancelled call),
+        // the hash still runs to the end, and the bound must hold until it has.
+        let permit = Arc::clone(&self.inner.permits)
+            .acquire_owned()
             .await
             .context("password hasher is shut down")?;
         let inner = Arc::clone(&self.inner);
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| work(&inner)))
-            .instrument(tracing::debug_span!("password_hash"))
-            .await
-            .context("password hashing task failed")?
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(|| work(&inner))
+        })
+        .instrument(tracing::debug_span!("password_hash"))
+        .await
+        .context("password hashing task failed")?
     }
 }
 
@@ -268,6 +271,41 @@ mod tests {
                 matches: true,
                 needs_rehash: true
             }
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_call_keeps_its_permit_until_the_hash_ends() -> anyhow::Result<()> {
+        let mut slow = settings(HashAlgorithm::Argon2id);
+        slow.argon2_memory_kib = 32 * 1024;
+        slow.argon2_iterations = 6;
+        let hasher = PasswordHasher::new(&PasswordSettings {
+            max_concurrent_hashes: std::num::NonZeroUsize::new(1),
+            ..slow
+        })?;
+        let busy = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.hash(&password("correct horse")).await })
+        };
+        while hasher.inner.permits.available_permits() == 1 {
+            tokio::task::yield_now().await;
+        }
+        busy.abort(); // the caller goes away mid-hash
+        let _ = busy.await;
+        assert_eq!(
+            hasher.inner.permits.available_permits(),
+            0,
+            "the hash still runs, so its permit must still be taken"
+        );
+        let free = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while hasher.inner.permits.available_permits() == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        });
+        assert!(
+            free.await.is_ok(),
+            "the permit comes back when the hash ends"
         );
         Ok(())
     }
