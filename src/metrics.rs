@@ -7,6 +7,24 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The gRPC methods that get their own label. Anything else, including unknown paths that a
+/// client can make up freely, counts as `other`, so the table stays small and label values
+/// never carry caller-chosen text.
+const KNOWN_METHODS: [&str; 12] = [
+    "auth.v1.AuthService/Signup",
+    "auth.v1.AuthService/Login",
+    "auth.v1.AuthService/Refresh",
+    "auth.v1.AuthService/Logout",
+    "auth.v1.AuthService/VerifyEmail",
+    "auth.v1.AuthService/ResendVerification",
+    "auth.v1.AuthService/RequestPasswordReset",
+    "auth.v1.AuthService/ResetPassword",
+    "auth.v1.AuthService/Introspect",
+    "auth.v1.AuthService/GetJwks",
+    "grpc.health.v1.Health/Check",
+    "grpc.health.v1.Health/Watch",
+];
+
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 11] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -14,7 +32,7 @@ const BUCKETS: [f64; 11] = [
 
 #[derive(Default)]
 pub struct Metrics {
-    grpc: Mutex<BTreeMap<String, MethodStats>>,
+    grpc: Mutex<BTreeMap<&'static str, MethodStats>>,
     mail_sent: AtomicU64,
     mail_failed: AtomicU64,
     mail_undeliverable: AtomicU64,
@@ -29,17 +47,17 @@ struct MethodStats {
 }
 
 impl Metrics {
-    /// Records one gRPC call. `method` is the request path; only authd's own services and health
-    /// get their own label, so random paths cannot grow the table.
+    /// Records one gRPC call by its request path.
     pub fn observe_grpc(&self, path: &str, code: tonic::Code, elapsed: Duration) {
-        let method = if path.starts_with("/auth.v1.") || path.starts_with("/grpc.health.v1.") {
-            path.trim_start_matches('/')
-        } else {
-            "other"
-        };
+        let path = path.strip_prefix('/').unwrap_or(path);
+        let method = KNOWN_METHODS
+            .iter()
+            .find(|known| **known == path)
+            .copied()
+            .unwrap_or("other");
         let seconds = elapsed.as_secs_f64();
         let mut grpc = self.grpc.lock().unwrap_or_else(|e| e.into_inner());
-        let stats = grpc.entry(method.to_owned()).or_default();
+        let stats = grpc.entry(method).or_default();
         *stats.by_code.entry(code_name(code)).or_default() += 1;
         for (bucket, bound) in stats.buckets.iter_mut().zip(BUCKETS) {
             if seconds <= bound {
@@ -173,11 +191,22 @@ mod tests {
             Duration::from_millis(30),
         );
         metrics.observe_grpc("/random/junk", tonic::Code::Unimplemented, Duration::ZERO);
+        metrics.observe_grpc(
+            "/auth.v1.AuthService/Made\"Up",
+            tonic::Code::Unimplemented,
+            Duration::ZERO,
+        );
         let text = metrics.render(Some(2), true);
         assert!(text.contains("authd_grpc_requests_total{method=\"auth.v1.AuthService/Login\",code=\"UNAUTHENTICATED\"} 1"));
         assert!(text.contains("authd_grpc_request_duration_seconds_bucket{method=\"auth.v1.AuthService/Login\",le=\"0.05\"} 2"));
         assert!(text.contains("authd_grpc_request_duration_seconds_bucket{method=\"auth.v1.AuthService/Login\",le=\"0.025\"} 0"));
-        assert!(text.contains("method=\"other\""));
+        assert!(
+            text.contains("authd_grpc_requests_total{method=\"other\",code=\"UNIMPLEMENTED\"} 2")
+        );
+        assert!(
+            !text.contains("Made"),
+            "made-up paths get no label of their own"
+        );
         assert!(text.contains("authd_mail_queued 2"));
     }
 }
