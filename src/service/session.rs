@@ -37,9 +37,6 @@ impl AuthService {
         if self.policy.require_verified_email && !user.email_verified {
             return Err(AuthError::EmailNotVerified);
         }
-        if verified.needs_rehash {
-            self.upgrade_hash(&user, &password).await;
-        }
 
         let now = Utc::now();
         let session_id = SessionId::new();
@@ -53,10 +50,19 @@ impl AuthService {
             user_agent: client.user_agent,
             ip: client.ip,
         };
-        self.store
-            .start_session(new_session, &refresh.digest)
+        let started = self
+            .store
+            .start_session(new_session, &refresh.digest, &user.password_hash)
             .await?;
+        if !started {
+            // The password changed between the check and now: the old one no longer logs in.
+            return Err(AuthError::InvalidCredentials);
+        }
         tracing::info!(user_id = %user.id, session_id = %session_id, "session started");
+        // After the session, whose check is on the hash that was verified, not the upgraded one.
+        if verified.needs_rehash {
+            self.upgrade_hash(&user, &password).await;
+        }
         self.token_pair(user, session_id, refresh.secret, now, expires_at)
     }
 

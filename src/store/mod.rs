@@ -57,7 +57,8 @@ impl From<DbErr> for StoreError {
     }
 }
 
-/// Connection failures, pool exhaustion and broken sockets, as opposed to bad queries.
+/// Connection failures, pool exhaustion, broken sockets and lock conflicts, as opposed to bad
+/// queries: the request may succeed if tried again.
 fn is_outage(err: &DbErr) -> bool {
     use sea_orm::{RuntimeErr, sqlx};
     match err {
@@ -73,11 +74,25 @@ fn is_outage(err: &DbErr) -> bool {
             ) || e
                 .as_database_error()
                 .and_then(|db| db.code())
-                // PostgreSQL: admin shutdown, cannot connect now, database does not exist (dropped).
-                .is_some_and(|code| matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "3D000"))
+                .is_some_and(|code| is_transient_code(&code))
         }
         _ => false,
     }
+}
+
+/// Database error codes that say "not now" rather than "wrong": the caller may retry.
+fn is_transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        // PostgreSQL: serialization failure, deadlock, query cancelled, admin or crash shutdown,
+        // cannot connect now, database gone (dropped).
+        "40001" | "40P01" | "57014" | "57P01" | "57P02" | "57P03" | "3D000"
+        // SQLite: busy or locked, with their extended codes.
+        | "5" | "6" | "261" | "262" | "517" | "773"
+    )
+    // PostgreSQL classes: connection exception, insufficient resources.
+    || code.starts_with("08")
+    || code.starts_with("53")
 }
 
 impl Store {

@@ -72,18 +72,28 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<UserRecord>, StoreError> {
         let txn = self.db.begin().await?;
+        // Lock order, for every transaction that changes a user's tokens: the user's row
+        // first, then tokens, then sessions. Opposite orders deadlock on PostgreSQL.
+        user::Entity::update_many()
+            .col_expr(user::Column::EmailVerified, Expr::value(true))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(token.user_id))
+            .exec(&txn)
+            .await?;
         if !spend(&txn, token.id, now).await? {
             return Ok(None);
         }
-        super::users::mark_verified(&txn, token.user_id, now).await?;
+        // Any other verification link of this user is pointless now.
+        spend_all(&txn, token.user_id, Purpose::VerifyEmail, now).await?;
         let user = user::Entity::find_by_id(token.user_id).one(&txn).await?;
         txn.commit().await?;
         Ok(user)
     }
 
     /// Spends a reset token, sets the new password hash, ends every session of the user and
-    /// voids their other reset tokens: all or nothing. `false` if the token was spent meanwhile.
-    /// Following the mailed link proves the address, so the email counts as verified too.
+    /// voids their other reset and verification links: all or nothing. `false` if the token was
+    /// spent meanwhile. Following the mailed link proves the address, so the email counts as
+    /// verified too.
     pub async fn reset_password(
         &self,
         token: &OneTimeTokenRecord,
@@ -91,17 +101,20 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let txn = self.db.begin().await?;
-        if !spend(&txn, token.id, now).await? {
-            return Ok(false);
-        }
-        spend_all(&txn, token.user_id, Purpose::ResetPassword, now).await?;
+        // The user's row first (see verify_email). A login that verified the old password
+        // re-checks the hash under this same lock, so it cannot start a session after the reset.
         user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+            .col_expr(user::Column::EmailVerified, Expr::value(true))
             .col_expr(user::Column::UpdatedAt, Expr::value(now))
             .filter(user::Column::Id.eq(token.user_id))
             .exec(&txn)
             .await?;
-        super::users::mark_verified(&txn, token.user_id, now).await?;
+        if !spend(&txn, token.id, now).await? {
+            return Ok(false);
+        }
+        spend_all(&txn, token.user_id, Purpose::ResetPassword, now).await?;
+        spend_all(&txn, token.user_id, Purpose::VerifyEmail, now).await?;
         session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now))
             .filter(session::Column::UserId.eq(token.user_id))

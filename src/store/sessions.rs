@@ -1,4 +1,4 @@
-use super::entity::{refresh_token, session};
+use super::entity::{refresh_token, session, user};
 use super::{RefreshTokenRecord, SessionRecord, Store, StoreError};
 use crate::crypto::token::TokenDigest;
 use crate::domain::{SessionId, UserId};
@@ -28,13 +28,30 @@ pub enum Rotation {
 }
 
 impl Store {
-    /// Starts a session and stores the digest of its first refresh token, together.
+    /// Starts a session and stores the digest of its first refresh token, together, but only
+    /// while the user's password hash is still `verified_hash`. `false` if it changed since it
+    /// was checked (a password reset committed meanwhile): a reset ends every session, including
+    /// one that a login with the old password was about to start.
     pub async fn start_session(
         &self,
         new: NewSession,
         refresh: &TokenDigest,
-    ) -> Result<(), StoreError> {
+        verified_hash: &str,
+    ) -> Result<bool, StoreError> {
         let txn = self.db.begin().await?;
+        // Takes the user's row lock first, as a reset does, and re-checks the hash under it.
+        let unchanged = user::Entity::update_many()
+            .col_expr(
+                user::Column::PasswordHash,
+                Expr::col(user::Column::PasswordHash),
+            )
+            .filter(user::Column::Id.eq(new.user_id.0))
+            .filter(user::Column::PasswordHash.eq(verified_hash))
+            .exec(&txn)
+            .await?;
+        if unchanged.rows_affected != 1 {
+            return Ok(false);
+        }
         session::Entity::insert(session::ActiveModel {
             id: Set(new.id.0),
             user_id: Set(new.user_id.0),
@@ -49,7 +66,7 @@ impl Store {
         .await?;
         insert_refresh(&txn, new.id, refresh, new.now, new.expires_at).await?;
         txn.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The refresh token with this digest and its session.

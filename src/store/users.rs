@@ -70,20 +70,3 @@ impl Store {
         Ok(())
     }
 }
-
-/// Marks a user's email verified (inside the caller's transaction).
-pub(super) async fn mark_verified<C: sea_orm::ConnectionTrait>(
-    db: &C,
-    user_id: uuid::Uuid,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    user::Entity::update_many()
-        .col_expr(user::Column::EmailVerified, Expr::value(true))
-        .col_expr(user::Column::UpdatedAt, Expr::value(now))
-        .filter(user::Column::Id.eq(user_id))
-        .exec(db)
-        .await?;
-    // Any other verification link of this user is pointless now.
-    one_time::spend_all(db, user_id, one_time::Purpose::VerifyEmail, now).await?;
-    Ok(())
-}

@@ -1,0 +1,100 @@
+//! Races between use cases that change the same user at once. Each round is timing-dependent,
+//! so several rounds run with staggered starts; every round must end consistently.
+
+use crate::helpers::{PASSWORD, TestApp, code};
+use authd::pb;
+use std::time::Duration;
+use tonic::Code;
+
+const ROUNDS: u64 = 12;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_reset_and_login_at_once_end_consistently() {
+    let mut app = TestApp::spawn().await;
+    for round in 0..ROUNDS {
+        let email = format!("race{round}@example.com");
+        app.signup(&email).await;
+        let verify_token = app.mailed_token(&email, "verify-email").await;
+        let reset = pb::RequestPasswordResetRequest {
+            email: email.clone(),
+        };
+        app.client
+            .request_password_reset(reset.clone())
+            .await
+            .unwrap();
+        let reset_token = app.mailed_token(&email, "reset-password").await;
+
+        // VerifyEmail and ResetPassword on one user at once: both succeed, neither deadlocks.
+        let stagger = Duration::from_micros((round % 6) * 300);
+        let (mut a, mut b) = (app.client.clone(), app.client.clone());
+        let verify = tokio::spawn(async move {
+            tokio::time::sleep(stagger).await;
+            a.verify_email(pb::VerifyEmailRequest {
+                token: verify_token,
+            })
+            .await
+        });
+        let new_password = "a brand new password";
+        let reset_call = tokio::spawn(async move {
+            b.reset_password(pb::ResetPasswordRequest {
+                token: reset_token,
+                new_password: new_password.into(),
+            })
+            .await
+        });
+        let verify = verify.await.unwrap();
+        let reset_done = reset_call.await.unwrap();
+        assert_eq!(code(reset_done), Code::Ok, "round {round}: reset");
+        // The reset also spends verification links, so a verify that comes second is refused.
+        assert!(
+            matches!(code(verify), Code::Ok | Code::InvalidArgument),
+            "round {round}: verify must not fail otherwise"
+        );
+
+        // A login with the current password racing another reset: if both succeed, the
+        // session the login started must be ended by the reset, whichever came first.
+        app.client.request_password_reset(reset).await.unwrap();
+        let second_reset = app.mailed_token(&email, "reset-password").await;
+        let (mut c, mut d) = (app.client.clone(), app.client.clone());
+        let login_email = email.clone();
+        let login = tokio::spawn(async move {
+            c.login(pb::LoginRequest {
+                email: login_email,
+                password: new_password.into(),
+            })
+            .await
+        });
+        let reset_again = tokio::spawn(async move {
+            tokio::time::sleep(stagger).await;
+            d.reset_password(pb::ResetPasswordRequest {
+                token: second_reset,
+                new_password: PASSWORD.into(),
+            })
+            .await
+        });
+        let login = login.await.unwrap();
+        assert_eq!(
+            code(reset_again.await.unwrap()),
+            Code::Ok,
+            "round {round}: second reset"
+        );
+        match login {
+            Ok(tokens) => {
+                let tokens = tokens.into_inner();
+                assert!(
+                    !app.introspect(&tokens.access_token).await.active,
+                    "round {round}: a session of the old password outlived the reset"
+                );
+                assert_eq!(
+                    code(app.refresh(&tokens.refresh_token).await),
+                    Code::Unauthenticated
+                );
+            }
+            Err(status) => assert_eq!(
+                status.code(),
+                Code::Unauthenticated,
+                "round {round}: {status:?}"
+            ),
+        }
+    }
+}
