@@ -6,13 +6,22 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Entries kept before stale ones are swept.
-const SWEEP_AT: usize = 10_000;
+/// Keys tracked at most. Past this, new keys go uncounted (the brake fails open) rather than
+/// letting a flood of made-up addresses grow memory without bound.
+const MAX_KEYS: usize = 100_000;
+/// Expired windows are swept at most this often, so a full table costs one scan per interval,
+/// not one per call.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub struct AttemptLimiter {
     max: u32,
     window: Duration,
-    entries: Mutex<HashMap<String, Window>>,
+    state: Mutex<State>,
+}
+
+struct State {
+    entries: HashMap<String, Window>,
+    last_sweep: Instant,
 }
 
 struct Window {
@@ -21,59 +30,64 @@ struct Window {
 }
 
 impl AttemptLimiter {
-    /// At most `max` counted attempts per key within `window`; `max = 0` turns the brake off.
+    /// At most `max` attempts per key within `window`; `max = 0` turns the brake off.
     pub fn new(max: u32, window: Duration) -> Self {
         Self {
             max,
             window,
-            entries: Mutex::new(HashMap::new()),
+            state: Mutex::new(State {
+                entries: HashMap::new(),
+                last_sweep: Instant::now(),
+            }),
         }
     }
 
-    /// `Err(retry_after)` when the key has used up its attempts.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
+    /// Counts an attempt for the key, or refuses it with how long until the window ends. The
+    /// check and the count are one step, so attempts in flight at once count too.
+    pub fn attempt(&self, key: &str) -> Result<(), Duration> {
         if self.max == 0 {
             return Ok(());
         }
         let now = Instant::now();
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        match entries.get(key) {
-            Some(w) if w.count >= self.max && now.duration_since(w.started) < self.window => {
-                Err(self.window.saturating_sub(now.duration_since(w.started)))
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(window) = state.entries.get_mut(key) {
+            let age = now.duration_since(window.started);
+            if age >= self.window {
+                *window = Window {
+                    started: now,
+                    count: 0,
+                };
+            } else if window.count >= self.max {
+                return Err(self.window.saturating_sub(age));
             }
-            _ => Ok(()),
+            window.count = window.count.saturating_add(1);
+            return Ok(());
         }
-    }
-
-    /// Counts one attempt against the key.
-    pub fn record(&self, key: &str) {
-        if self.max == 0 {
-            return;
-        }
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= SWEEP_AT {
+        if state.entries.len() >= MAX_KEYS && now.duration_since(state.last_sweep) >= SWEEP_EVERY {
             let window = self.window;
-            entries.retain(|_, w| now.duration_since(w.started) < window);
+            state
+                .entries
+                .retain(|_, w| now.duration_since(w.started) < window);
+            state.last_sweep = now;
         }
-        let window = entries.entry(key.to_owned()).or_insert(Window {
-            started: now,
-            count: 0,
-        });
-        if now.duration_since(window.started) >= self.window {
-            *window = Window {
-                started: now,
-                count: 0,
-            };
+        if state.entries.len() < MAX_KEYS {
+            state.entries.insert(
+                key.to_owned(),
+                Window {
+                    started: now,
+                    count: 1,
+                },
+            );
         }
-        window.count = window.count.saturating_add(1);
+        Ok(())
     }
 
     /// Forgets the key (after a successful login).
     pub fn clear(&self, key: &str) {
-        self.entries
+        self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .entries
             .remove(key);
     }
 }
@@ -85,28 +99,56 @@ mod tests {
     #[test]
     fn refuses_after_max_within_window() {
         let limiter = AttemptLimiter::new(2, Duration::from_secs(60));
-        assert!(limiter.check("a").is_ok());
-        limiter.record("a");
-        limiter.record("a");
-        assert!(limiter.check("a").is_err());
-        assert!(limiter.check("b").is_ok(), "keys are independent");
+        assert!(limiter.attempt("a").is_ok());
+        assert!(limiter.attempt("a").is_ok());
+        let retry = limiter.attempt("a");
+        assert!(retry.is_err_and(|d| d > Duration::from_secs(59)));
+        assert!(limiter.attempt("b").is_ok(), "keys are independent");
         limiter.clear("a");
-        assert!(limiter.check("a").is_ok());
+        assert!(limiter.attempt("a").is_ok());
+    }
+
+    #[test]
+    fn attempts_in_flight_count_at_once() {
+        let limiter = std::sync::Arc::new(AttemptLimiter::new(3, Duration::from_secs(60)));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let limiter = std::sync::Arc::clone(&limiter);
+                std::thread::spawn(move || limiter.attempt("a").is_ok())
+            })
+            .collect();
+        let allowed = threads
+            .into_iter()
+            .filter_map(|t| t.join().ok())
+            .filter(|ok| *ok)
+            .count();
+        assert_eq!(allowed, 3);
     }
 
     #[test]
     fn window_expiry_resets() {
         let limiter = AttemptLimiter::new(1, Duration::from_millis(10));
-        limiter.record("a");
-        assert!(limiter.check("a").is_err());
+        assert!(limiter.attempt("a").is_ok());
+        assert!(limiter.attempt("a").is_err());
         std::thread::sleep(Duration::from_millis(20));
-        assert!(limiter.check("a").is_ok());
+        assert!(limiter.attempt("a").is_ok());
     }
 
     #[test]
     fn zero_turns_it_off() {
         let limiter = AttemptLimiter::new(0, Duration::from_secs(60));
-        limiter.record("a");
-        assert!(limiter.check("a").is_ok());
+        for _ in 0..10 {
+            assert!(limiter.attempt("a").is_ok());
+        }
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let limiter = AttemptLimiter::new(1, Duration::from_secs(60));
+        for i in 0..(MAX_KEYS + 1_000) {
+            let _ = limiter.attempt(&format!("user{i}@example.com"));
+        }
+        let state = limiter.state.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(state.entries.len(), MAX_KEYS);
     }
 }

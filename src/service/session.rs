@@ -22,14 +22,15 @@ impl AuthService {
         let password = v.check(Password::parse_attempt("password", password));
         let (email, password) = v.finish(email.zip(password))?;
 
+        // Counted before hashing, so guesses sent in parallel count as they arrive; a correct
+        // password clears the count.
         self.login_limiter
-            .check(email.as_str())
+            .attempt(email.as_str())
             .map_err(|retry_after| AuthError::RateLimited { retry_after })?;
         let user = self.store.user_by_email(&email).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.as_str());
         let verified = self.hasher.verify(&password, stored_hash).await?;
         let Some(user) = user.filter(|_| verified.matches) else {
-            self.login_limiter.record(email.as_str());
             return Err(AuthError::InvalidCredentials);
         };
         self.login_limiter.clear(email.as_str());

@@ -84,9 +84,8 @@ impl AuthService {
     /// Counts a mail request against the address; refuses when it has asked too often.
     pub(super) fn count_mail_request(&self, email: &Email) -> Result<(), AuthError> {
         self.mail_limiter
-            .check(email.as_str())
+            .attempt(email.as_str())
             .map_err(|retry_after| AuthError::RateLimited { retry_after })?;
-        self.mail_limiter.record(email.as_str());
         Ok(())
     }
 

@@ -448,3 +448,24 @@ async fn repeated_mail_requests_for_one_email_are_refused() {
     }
     assert_nothing_else_mailed(&mut app).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_are_counted_as_they_arrive() {
+    let mut app = TestApp::spawn_with(&["--login-max-failures", "3"]).await;
+    app.signup_verified_login("target@example.com").await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let mut client = app.client.clone();
+        guesses.spawn(async move {
+            let guess = pb::LoginRequest {
+                email: "target@example.com".into(),
+                password: format!("guess number {i}"),
+            };
+            code(client.login(guess).await)
+        });
+    }
+    let codes = guesses.join_all().await;
+    let count = |wanted: tonic::Code| codes.iter().filter(|c| **c == wanted).count();
+    assert_eq!(count(tonic::Code::Unauthenticated), 3, "{codes:?}");
+    assert_eq!(count(tonic::Code::ResourceExhausted), 9, "{codes:?}");
+}
