@@ -26,8 +26,9 @@ const IDLE_POLL: Duration = Duration::from_secs(30);
 
 /// Why a delivery attempt failed.
 enum SendError {
-    /// This mail can never be delivered as it is: the server refused it for good (5xx, such as
-    /// an unknown recipient) or the address cannot be written into a message.
+    /// This mail can never be delivered as it is: the server refused the recipient for good
+    /// (5xx with a 5.1.x status, such as an unknown user) or the address cannot be written into
+    /// a message.
     Permanent(anyhow::Error),
     /// Worth another try later: connection refused, timeout, a 4xx answer.
     Transient(anyhow::Error),
@@ -75,7 +76,7 @@ impl Transport {
                     .map_err(|e| permanent(&e))?;
                 match tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await {
                     Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) if e.is_permanent() => Err(permanent(&e)),
+                    Ok(Err(e)) if refuses_recipient(&e) => Err(permanent(&e)),
                     Ok(Err(e)) => Err(SendError::Transient(e.into())),
                     Err(_) => Err(SendError::Transient(anyhow::anyhow!(
                         "SMTP conversation timed out"
@@ -115,11 +116,11 @@ impl OutboxWorker {
         })
     }
 
-    /// Runs until `shutdown` turns true. A round in progress finishes; what is left stays queued
-    /// for the next start.
+    /// Runs until `shutdown` turns true. The mail being sent then finishes; what is left stays
+    /// queued for the next start (or another replica).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         loop {
-            let pause = match self.deliver_due().await {
+            let pause = match self.deliver_due(&shutdown).await {
                 Ok(()) => self.until_next_due().await,
                 Err(err) => {
                     tracing::warn!(error = %err, "mail outbox round failed; trying again soon");
@@ -138,11 +139,15 @@ impl OutboxWorker {
         tracing::debug!("mail outbox worker stopped");
     }
 
-    async fn deliver_due(&self) -> anyhow::Result<()> {
+    /// Delivers what is due, stopping between mails once shutdown has begun.
+    async fn deliver_due(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<()> {
         loop {
             let due = self.store.due_mails(Utc::now(), BATCH).await?;
             let full = due.len() as u64 == BATCH;
             for queued in due {
+                if *shutdown.borrow() {
+                    return Ok(());
+                }
                 self.deliver(queued).await?;
             }
             if !full {
@@ -192,6 +197,18 @@ impl OutboxWorker {
             Err(_) => FIRST_RETRY,
         }
     }
+}
+
+/// A final answer about this recipient: a 5xx carrying an RFC 3463 addressing status (5.1.x,
+/// such as 5.1.1 user unknown). Other 5xx answers (a blocked greeting, rejected credentials, a
+/// sender the relay refuses) are about the relay or its settings; once those are fixed every
+/// queued mail must still go out, so they are retried like any other failure.
+fn refuses_recipient(error: &lettre::transport::smtp::Error) -> bool {
+    let text = error.to_string();
+    error.is_permanent()
+        && text
+            .split_once("): ")
+            .is_some_and(|(_, reply)| reply.trim_start().starts_with("5.1."))
 }
 
 /// 1 s, 2 s, 4 s … up to five minutes.
