@@ -218,14 +218,26 @@ async fn connect(database: &DatabaseSettings) -> anyhow::Result<Store> {
         .with_context(|| format!("connecting to the database {}", redact(&database.url())))
 }
 
-/// The signing keys from the database; on the very first start, a new one. Every replica signs
-/// with the oldest key, so replicas that start together agree whichever inserted first.
+/// The signing keys from the database; on the very first start, a new one, created by exactly
+/// one of the replicas that start together. Every replica signs with the oldest key.
 async fn load_keys(store: &Store) -> anyhow::Result<KeyRing> {
     let mut keys = store.signing_keys().await?;
-    if keys.is_empty() {
-        let key = StoredKey::generate()?;
-        store.insert_signing_key(&key, chrono::Utc::now()).await?;
-        tracing::info!(kid = %key.kid, "generated the first signing key");
+    let mut attempt = 1;
+    while keys.is_empty() {
+        match store
+            .create_first_signing_key(StoredKey::generate, chrono::Utc::now())
+            .await
+        {
+            Ok(Some(kid)) => tracing::info!(%kid, "generated the first signing key"),
+            Ok(None) => {}
+            // Another process starting at the same moment may hold SQLite's lock a while.
+            Err(err) if attempt < 5 => {
+                tracing::warn!(error = %err, attempt, "creating the first signing key failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+            Err(err) => return Err(err),
+        }
+        attempt += 1;
         keys = store.signing_keys().await?;
     }
     let signing = keys.first().context("no signing key after creating one")?;

@@ -22,9 +22,16 @@ pub use users::NewUser;
 
 use crate::config::DatabaseSettings;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+    TransactionTrait,
+};
 use secrecy::ExposeSecret;
 use std::time::Duration;
+
+/// Advisory lock keys (PostgreSQL) for work that one replica at a time must do.
+const MIGRATION_LOCK: i64 = 0x6175_7468_6400_0001;
+const SIGNING_KEY_LOCK: i64 = 0x6175_7468_6400_0002;
 
 /// The database behind authd: SQLite or PostgreSQL, with the same queries for both.
 #[derive(Clone)]
@@ -108,16 +115,52 @@ impl Store {
             .sqlx_logging(false);
         let db = Database::connect(options).await?;
         if db.get_database_backend() == DbBackend::Sqlite {
-            // WAL lets readers proceed while one writer commits; the setting persists in the file.
-            db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+            // WAL lets readers proceed while one writer commits. The setting persists in the
+            // file, so if another process holds the lock now, it has set it or will.
+            if let Err(err) = db.execute_unprepared("PRAGMA journal_mode=WAL").await {
+                tracing::warn!(error = %err, "could not switch SQLite to WAL now");
+            }
         }
         Ok(Self { db })
     }
 
     /// Applies pending migrations.
+    ///
+    /// Replicas may start together on a fresh database. On PostgreSQL they take turns under an
+    /// advisory lock; on SQLite (one file, rarely shared) a failed attempt is retried a few
+    /// times, by when the other process has finished and nothing is pending.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.db, None).await?;
-        Ok(())
+        let lock = self.exclusive(MIGRATION_LOCK).await?;
+        let mut attempt = 1;
+        let result = loop {
+            match Migrator::up(&self.db, None).await {
+                Err(err) if lock.is_none() && attempt < 8 => {
+                    tracing::warn!(error = %err, attempt, "migration failed; another process may be migrating, retrying");
+                    tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                    attempt += 1;
+                }
+                result => break result,
+            }
+        };
+        if let Some(lock) = lock {
+            lock.commit().await?;
+        }
+        Ok(result?)
+    }
+
+    /// On PostgreSQL, a transaction holding the advisory lock `key` (released when it ends);
+    /// elsewhere nothing. Other connections run the guarded work meanwhile.
+    async fn exclusive(
+        &self,
+        key: i64,
+    ) -> Result<Option<sea_orm::DatabaseTransaction>, StoreError> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return Ok(None);
+        }
+        let txn = self.db.begin().await?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({key})"))
+            .await?;
+        Ok(Some(txn))
     }
 
     /// Whether the database answers.

@@ -33,6 +33,14 @@ impl TestDb {
         }
     }
 
+    /// The same database for a second server (a replica); the first handle keeps it alive.
+    pub fn share(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            _dir: None,
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.url.starts_with("postgres")
     }

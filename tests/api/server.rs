@@ -2,6 +2,7 @@
 //! graceful shutdown, and how a lost database shows to callers.
 
 use crate::helpers::{PASSWORD, TestApp, admin_url, code, verify_with_jwks};
+use crate::smtp::SmtpServer;
 use authd::pb;
 use sea_orm::{ConnectionTrait, Database};
 use std::time::Duration;
@@ -270,5 +271,27 @@ async fn a_lost_database_is_unavailable_not_internal() {
             assert!(Instant::now() < deadline, "{service:?} still {status:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_starting_together_on_a_fresh_database_share_one_key() {
+    for _ in 0..3 {
+        let db = crate::helpers::TestDb::new().await;
+        let second = db.share();
+        let (smtp_a, smtp_b) = (SmtpServer::start().await, SmtpServer::start().await);
+        // Both migrate and look for a signing key at the same moment.
+        let (a, b) = tokio::join!(
+            TestApp::spawn_on(db, smtp_a, &[]),
+            TestApp::spawn_on(second, smtp_b, &[])
+        );
+        let jwks_a: serde_json::Value =
+            serde_json::from_str(&a.http_get("/.well-known/jwks.json").await.body).unwrap();
+        let jwks_b: serde_json::Value =
+            serde_json::from_str(&b.http_get("/.well-known/jwks.json").await.body).unwrap();
+        assert_eq!(jwks_a["keys"].as_array().map(Vec::len), Some(1), "{jwks_a}");
+        assert_eq!(jwks_a, jwks_b, "both replicas publish the same single key");
+        b.stop().await;
+        a.stop().await;
     }
 }
