@@ -512,7 +512,7 @@ def main() -> int:
         expect(list(res.aud) == [args.audience], f"aud {list(res.aud)!r}")
         expect(res.exp == claims["exp"] and res.iat == claims["iat"], "exp/iat differ")
         expect(res.email_verified, "email_verified false")
-        expect(res.token_type == "access_token", f"token_type {res.token_type!r}")
+        expect(res.token_type == "Bearer", f"token_type {res.token_type!r}")
 
     r.check("Introspect: the access token is active, fields match the JWT", introspect_active)
 

@@ -5,6 +5,9 @@ use crate::service::{AuthService, ClientInfo, Introspection, TokenPair, UserView
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
+/// The OAuth token type of authd's access tokens (RFC 6749 §5.1), in TokenResponse and Introspect.
+const TOKEN_TYPE: &str = "Bearer";
+
 /// Longest user agent kept with a session.
 const MAX_USER_AGENT: usize = 512;
 
@@ -114,7 +117,7 @@ impl AuthServiceRpc for AuthGrpc {
                 exp: c.exp,
                 iat: c.iat,
                 email_verified: c.email_verified,
-                token_type: "access_token".to_owned(),
+                token_type: TOKEN_TYPE.to_owned(),
             },
         };
         Ok(Response::new(answer))
@@ -172,7 +175,7 @@ impl From<TokenPair> for pb::TokenResponse {
         Self {
             access_token: pair.access_token,
             refresh_token: pair.refresh_token,
-            token_type: "Bearer".to_owned(),
+            token_type: TOKEN_TYPE.to_owned(),
             expires_in: i64::try_from(pair.expires_in.as_secs()).unwrap_or(i64::MAX),
             refresh_expires_in: i64::try_from(pair.refresh_expires_in.as_secs())
                 .unwrap_or(i64::MAX),

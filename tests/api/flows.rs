@@ -98,7 +98,7 @@ async fn signup_verify_login_introspect_refresh_logout() {
     assert_eq!(introspected.jti, claims["jti"].as_str().unwrap());
     assert_eq!(introspected.iss, "http://authd.test");
     assert_eq!(introspected.aud, vec!["authd".to_owned()]);
-    assert_eq!(introspected.token_type, "access_token");
+    assert_eq!(introspected.token_type, "Bearer");
     assert!(introspected.email_verified);
 
     let rotated = app.refresh(&tokens.refresh_token).await.unwrap();
