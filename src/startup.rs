@@ -2,7 +2,7 @@
 //! `Application::build` binds the ports and returns before serving, so callers (and tests, which
 //! bind port 0) learn the real addresses first.
 
-use crate::config::{DatabaseSettings, Settings, redact};
+use crate::config::{DatabaseSettings, HashAlgorithm, Settings, redact};
 use crate::crypto::jwt::AccessTokens;
 use crate::crypto::keys::{KeyRing, KeySet, StoredKey};
 use crate::crypto::password::PasswordHasher;
@@ -65,6 +65,7 @@ impl Application {
             refresh_reuse_grace: settings.refresh_reuse_grace,
             password: PasswordPolicy {
                 min_chars: usize::from(settings.password.min_length),
+                max_bytes: (settings.password.algorithm == HashAlgorithm::Bcrypt).then_some(72),
             },
         };
         let limits = &settings.limits;

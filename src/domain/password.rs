@@ -11,6 +11,9 @@ pub const MAX_PASSWORD_CHARS: usize = 128;
 #[derive(Debug, Clone, Copy)]
 pub struct PasswordPolicy {
     pub min_chars: usize,
+    /// The most bytes the hash algorithm reads (bcrypt: 72). A longer new password would be
+    /// cut silently, so it is refused instead.
+    pub max_bytes: Option<usize>,
 }
 
 /// A password in clear text, as the caller sent it: never logged, never in an error.
@@ -35,6 +38,12 @@ impl Password {
                     "must be {} to {MAX_PASSWORD_CHARS} characters long",
                     policy.min_chars
                 ),
+            ));
+        }
+        if let Some(max_bytes) = policy.max_bytes.filter(|max| raw.len() > *max) {
+            return Err(FieldViolation::new(
+                field,
+                format!("must be at most {max_bytes} bytes long (UTF-8) with the configured hash"),
             ));
         }
         Ok(Self(SecretString::from(raw)))
@@ -73,7 +82,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const POLICY: PasswordPolicy = PasswordPolicy { min_chars: 8 };
+    const POLICY: PasswordPolicy = PasswordPolicy {
+        min_chars: 8,
+        max_bytes: None,
+    };
 
     #[test]
     fn length_bounds_count_characters() {
@@ -93,9 +105,24 @@ mod tests {
         assert!(Password::parse_attempt("password", "12345678").is_ok());
         assert!(Password::parse_attempt("password", &"x".repeat(129)).is_err());
         // A stricter configured minimum does not apply at login.
-        let strict = PasswordPolicy { min_chars: 12 };
+        let strict = PasswordPolicy {
+            min_chars: 12,
+            max_bytes: None,
+        };
         assert!(Password::parse_new("password", "123456789", strict).is_err());
         assert!(Password::parse_attempt("password", "123456789").is_ok());
+    }
+
+    #[test]
+    fn a_byte_limit_refuses_what_the_hash_would_cut() {
+        let bcrypt = PasswordPolicy {
+            min_chars: 8,
+            max_bytes: Some(72),
+        };
+        assert!(Password::parse_new("password", &"x".repeat(72), bcrypt).is_ok());
+        assert!(Password::parse_new("password", &"x".repeat(73), bcrypt).is_err());
+        // 19 four-byte characters: few characters, too many bytes.
+        assert!(Password::parse_new("password", &"🔑".repeat(19), bcrypt).is_err());
     }
 
     #[test]

@@ -253,4 +253,11 @@ async fn with_bcrypt_configured_new_hashes_are_bcrypt() {
         code(app.login("bcrypt@example.com", "not the password").await),
         Code::Unauthenticated
     );
+    // bcrypt reads 72 bytes: a longer new password would be cut silently, so it is refused.
+    let long = authd::pb::SignupRequest {
+        email: "long@example.com".into(),
+        password: "x".repeat(73),
+        name: String::new(),
+    };
+    assert_eq!(code(app.client.signup(long).await), Code::InvalidArgument);
 }
