@@ -1,4 +1,4 @@
-use super::entity::{one_time_token, session, user};
+use super::entity::{one_time_token, user};
 use super::{OneTimeTokenRecord, Store, StoreError, UserRecord};
 use crate::crypto::token::TokenDigest;
 use crate::domain::UserId;
@@ -115,12 +115,7 @@ impl Store {
         }
         spend_all(&txn, token.user_id, Purpose::ResetPassword, now).await?;
         spend_all(&txn, token.user_id, Purpose::VerifyEmail, now).await?;
-        session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now))
-            .filter(session::Column::UserId.eq(token.user_id))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
+        super::sessions::revoke_all(&txn, token.user_id, now).await?;
         txn.commit().await?;
         Ok(true)
     }

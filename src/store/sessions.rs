@@ -153,14 +153,23 @@ impl Store {
         user_id: UserId,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let result = session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now))
-            .filter(session::Column::UserId.eq(user_id.0))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected)
+        revoke_all(&self.db, user_id.0, now).await
     }
+}
+
+/// Ends every live session of a user (inside the caller's transaction, if any).
+pub(super) async fn revoke_all<C: ConnectionTrait>(
+    db: &C,
+    user_id: uuid::Uuid,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 /// Records use of a live session and slides its expiry; `false` if it has ended.
