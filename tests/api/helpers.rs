@@ -187,6 +187,17 @@ impl TestApp {
         extract_token(&mail.body, path)
     }
 
+    /// Asks for a password reset for `email` and returns the token from the mail that follows.
+    pub async fn reset_token(&mut self, email: &str) -> String {
+        self.client
+            .request_password_reset(pb::RequestPasswordResetRequest {
+                email: email.into(),
+            })
+            .await
+            .expect("request password reset");
+        self.mailed_token(email, "reset-password").await
+    }
+
     /// Signs up, verifies by the mailed link and logs in.
     pub async fn signup_verified_login(&mut self, email: &str) -> TokenResponse {
         self.signup(email).await;
