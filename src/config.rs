@@ -44,14 +44,6 @@ pub struct DatabaseSettings {
 impl DatabaseSettings {
     pub const DEFAULT_URL: &'static str = "sqlite://authd.db?mode=rwc";
 
-    /// Settings for the given URL (used by tools and tests that build settings in code).
-    pub fn with_url(url: &str) -> Self {
-        Self {
-            database_url: Some(SecretString::from(url)),
-            max_connections: 10,
-        }
-    }
-
     /// The URL to connect to: the flag or `AUTHD_DATABASE_URL`, else `DATABASE_URL`, else SQLite.
     pub fn url(&self) -> SecretString {
         match &self.database_url {

@@ -4,7 +4,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 /// Bytes of randomness in a token.
 const TOKEN_BYTES: usize = 32;
@@ -45,11 +44,6 @@ impl TokenDigest {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         well_formed.then(|| Self::of(secret))
     }
-
-    /// Constant-time comparison, for when a digest is checked outside an index lookup.
-    pub fn matches(&self, other: &[u8]) -> bool {
-        self.0.ct_eq(other).into()
-    }
 }
 
 #[cfg(test)]
@@ -64,8 +58,8 @@ mod tests {
         assert_ne!(a.secret, b.secret);
         assert_eq!(a.secret.len(), TOKEN_CHARS);
         assert_eq!(TokenDigest::of_presented(&a.secret), Some(a.digest));
-        assert!(a.digest.matches(&TokenDigest::of(&a.secret).0));
-        assert!(!a.digest.matches(&b.digest.0));
+        assert_eq!(a.digest, TokenDigest::of(&a.secret));
+        assert_ne!(a.digest, b.digest);
         Ok(())
     }
 
