@@ -30,12 +30,7 @@ impl AuthService {
             new_password,
             self.policy.password,
         ));
-        if token.trim().is_empty() {
-            v.check::<()>(Err(crate::domain::FieldViolation::new(
-                "token",
-                "is required",
-            )));
-        }
+        v.check(super::signup::required_token("token", token));
         let password = v.finish(password)?;
         let record = self
             .live_one_time_token("token", token, Purpose::ResetPassword)

@@ -2,7 +2,7 @@
 
 use super::{AuthError, AuthService, UserView};
 use crate::crypto::token::TokenDigest;
-use crate::domain::{DisplayName, Email, Password, UserId, Violations};
+use crate::domain::{DisplayName, Email, FieldViolation, Password, UserId, Violations};
 use crate::store::{NewUser, Purpose, StoreError};
 use chrono::Utc;
 
@@ -96,20 +96,25 @@ impl AuthService {
         raw: &str,
         purpose: Purpose,
     ) -> Result<crate::store::OneTimeTokenRecord, AuthError> {
-        if raw.trim().is_empty() {
-            return Err(vec![crate::domain::FieldViolation::new(field, "is required")].into());
-        }
-        let invalid = AuthError::InvalidOneTimeToken { field };
-        let digest = TokenDigest::of_presented(raw.trim())
-            .ok_or(AuthError::InvalidOneTimeToken { field })?;
+        required_token(field, raw).map_err(|v| vec![v])?;
+        let invalid = || AuthError::InvalidOneTimeToken { field };
+        let digest = TokenDigest::of_presented(raw.trim()).ok_or_else(invalid)?;
         let record = self
             .store
             .one_time_token(&digest, purpose)
             .await?
-            .ok_or(invalid)?;
+            .ok_or_else(invalid)?;
         if record.spent_at.is_some() || record.expires_at <= Utc::now() {
-            return Err(AuthError::InvalidOneTimeToken { field });
+            return Err(invalid());
         }
         Ok(record)
     }
+}
+
+/// A one-time token field must not be empty; what it holds is checked against the store.
+pub(super) fn required_token(field: &'static str, raw: &str) -> Result<(), FieldViolation> {
+    if raw.trim().is_empty() {
+        return Err(FieldViolation::new(field, "is required"));
+    }
+    Ok(())
 }
