@@ -62,7 +62,10 @@ impl TestDb {
         let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
             panic!("AUTHD_TEST_DATABASE=postgres but {admin_url} is unreachable: {e}")
         });
-        let name = format!("authd_test_{}", uuid::Uuid::now_v7().simple());
+        // scripts/test gives each run a prefix of its own and drops exactly those databases.
+        let prefix =
+            std::env::var("AUTHD_TEST_DB_PREFIX").unwrap_or_else(|_| "authd_test_".to_owned());
+        let name = format!("{prefix}{}", uuid::Uuid::now_v7().simple());
         admin
             .execute_unprepared(&format!("CREATE DATABASE {name}"))
             .await
