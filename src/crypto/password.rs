@@ -11,6 +11,7 @@ use anyhow::Context;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -20,6 +21,18 @@ pub struct Verified {
     pub matches: bool,
     /// The stored hash is of another algorithm or weaker cost than configured: store a new one.
     pub needs_rehash: bool,
+}
+
+/// Tells whether a verification got as far as hashing: set once the hash is certain to run to its
+/// end, even if its caller goes away meanwhile. A login throttle counts a cancelled guess only if
+/// its hash ran, since only then did the guess learn anything.
+#[derive(Debug, Clone, Default)]
+pub struct HashStarted(Arc<AtomicBool>);
+
+impl HashStarted {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// Hashes and verifies passwords with the configured algorithm and cost.
@@ -62,20 +75,22 @@ impl PasswordHasher {
     /// A new hash of `password` in PHC (argon2) or modular crypt (bcrypt) format.
     pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
         let password = password.clone();
-        self.run_blocking(move |inner| inner.hash(password.expose()))
+        self.run_blocking(None, move |inner| inner.hash(password.expose()))
             .await
     }
 
     /// Checks `password` against `stored`; with no stored hash (unknown user) checks against the
     /// dummy hash, so the caller cannot tell the two apart by timing. The result then never matches.
+    /// `started` is set once the hash is certain to run.
     pub async fn verify(
         &self,
         password: &Password,
         stored: Option<&str>,
+        started: &HashStarted,
     ) -> anyhow::Result<Verified> {
         let password = password.clone();
         let stored = stored.map(str::to_owned);
-        self.run_blocking(move |inner| match stored {
+        self.run_blocking(Some(started), move |inner| match stored {
             Some(stored) => inner.verify(password.expose(), &stored),
             None => inner
                 .verify(password.expose(), &inner.dummy_hash)
@@ -87,7 +102,7 @@ impl PasswordHasher {
         .await
     }
 
-    async fn run_blocking<T, F>(&self, work: F) -> anyhow::Result<T>
+    async fn run_blocking<T, F>(&self, started: Option<&HashStarted>, work: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Inner) -> anyhow::Result<T> + Send + 'static,
@@ -100,6 +115,10 @@ impl PasswordHasher {
             .context("password hasher is shut down")?;
         let inner = Arc::clone(&self.inner);
         let span = tracing::Span::current();
+        // A blocking task runs to its end once spawned, whether or not anyone awaits it.
+        if let Some(started) = started {
+            started.0.store(true, Ordering::Release);
+        }
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             span.in_scope(|| work(&inner))
@@ -214,7 +233,11 @@ mod tests {
         let hash = hasher.hash(&password("correct horse")).await?;
         assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
         let ok = hasher
-            .verify(&password("correct horse"), Some(&hash))
+            .verify(
+                &password("correct horse"),
+                Some(&hash),
+                &HashStarted::default(),
+            )
             .await?;
         assert_eq!(
             ok,
@@ -224,7 +247,11 @@ mod tests {
             }
         );
         let wrong = hasher
-            .verify(&password("correct horsf"), Some(&hash))
+            .verify(
+                &password("correct horsf"),
+                Some(&hash),
+                &HashStarted::default(),
+            )
             .await?;
         assert!(!wrong.matches);
         Ok(())
@@ -237,7 +264,11 @@ mod tests {
         let legacy = bcrypt::hash_with_salt("node secret", 4, [7; 16])?
             .format_for_version(bcrypt::Version::TwoA);
         let verified = hasher
-            .verify(&password("node secret"), Some(&legacy))
+            .verify(
+                &password("node secret"),
+                Some(&legacy),
+                &HashStarted::default(),
+            )
             .await?;
         assert_eq!(
             verified,
@@ -248,7 +279,11 @@ mod tests {
         );
         assert!(
             !hasher
-                .verify(&password("node secreT"), Some(&legacy))
+                .verify(
+                    &password("node secreT"),
+                    Some(&legacy),
+                    &HashStarted::default()
+                )
                 .await?
                 .matches
         );
@@ -263,7 +298,11 @@ mod tests {
         stronger.argon2_memory_kib = 128;
         let strong = PasswordHasher::new(&stronger)?;
         let verified = strong
-            .verify(&password("correct horse"), Some(&hash))
+            .verify(
+                &password("correct horse"),
+                Some(&hash),
+                &HashStarted::default(),
+            )
             .await?;
         assert_eq!(
             verified,
@@ -317,6 +356,7 @@ mod tests {
             .verify(
                 &password("authd dummy password: never matches a real login"),
                 None,
+                &HashStarted::default(),
             )
             .await?;
         assert!(!verified.matches);

@@ -29,7 +29,10 @@ impl AuthService {
             .map_err(|retry_after| AuthError::RateLimited { retry_after })?;
         let user = self.store.user_by_email(&email).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.as_str());
-        let verified = self.hasher.verify(&password, stored_hash).await?;
+        let verified = self
+            .hasher
+            .verify(&password, stored_hash, &Default::default())
+            .await?;
         let Some(user) = user.filter(|_| verified.matches) else {
             return Err(AuthError::InvalidCredentials);
         };
