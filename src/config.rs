@@ -39,6 +39,10 @@ pub struct DatabaseSettings {
     /// Most connections kept open to the database.
     #[arg(long, env = "AUTHD_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub max_connections: u32,
+    /// How long a call waits for a database connection before it answers UNAVAILABLE (and
+    /// how long `/readyz` waits before it answers 503).
+    #[arg(long = "database-timeout", env = "AUTHD_DATABASE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 impl DatabaseSettings {
@@ -114,11 +118,24 @@ pub struct Settings {
     /// A spent refresh token may be exchanged again within this window without counting as theft.
     #[arg(long, env = "AUTHD_REFRESH_REUSE_GRACE", default_value = "0s", value_parser = parse_duration)]
     pub refresh_reuse_grace: Duration,
+    /// A session ends this long after its login, however often it is refreshed.
+    #[arg(long, env = "AUTHD_SESSION_MAX_LIFETIME", default_value = "30d", value_parser = parse_duration)]
+    pub session_max_lifetime: Duration,
+    /// Signup answers a taken email as if it were new, and mails the address's owner instead.
+    #[arg(long, env = "AUTHD_SIGNUP_ENUMERATION_PROTECTION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub signup_enumeration_protection: bool,
+    /// How often expired sessions, tokens and throttle counters and old audit rows are deleted
+    /// (`0` = never).
+    #[arg(long, env = "AUTHD_CLEANUP_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub cleanup_interval: Duration,
+    /// How long audit rows are kept.
+    #[arg(long, env = "AUTHD_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
 
     #[command(flatten)]
     pub password: PasswordSettings,
     #[command(flatten)]
-    pub limits: LimitSettings,
+    pub throttle: ThrottleSettings,
 
     /// Log lines as `text` or `json`.
     #[arg(long, env = "AUTHD_LOG_FORMAT", default_value = "text")]
@@ -172,18 +189,77 @@ impl PasswordSettings {
     }
 }
 
-/// Brakes against guessing and mail flooding. Counted per email address, in this process.
+/// Throttling of guesses, mail requests and signups. Counters live in the database, so every
+/// replica sees the same counts; a throttled key waits a delay that doubles with each further
+/// failure (up to `max_delay`) instead of being locked out. See README, "Security".
 #[derive(Debug, Clone, Args)]
-pub struct LimitSettings {
-    /// Failed logins for one email within the window before further attempts are refused.
-    #[arg(long, env = "AUTHD_LOGIN_MAX_FAILURES", default_value_t = 10)]
-    pub login_max_failures: u32,
-    /// Mails (verification, reset) requested for one email within the window.
-    #[arg(long, env = "AUTHD_MAIL_MAX_REQUESTS", default_value_t = 5)]
-    pub mail_max_requests: u32,
-    /// Window of both limits.
-    #[arg(long, env = "AUTHD_LIMIT_WINDOW", default_value = "15m", value_parser = parse_duration)]
-    pub window: Duration,
+pub struct ThrottleSettings {
+    /// Failed logins from one client for one account before each further try waits a growing delay.
+    #[arg(
+        long = "throttle-client-account-failures",
+        env = "AUTHD_THROTTLE_CLIENT_ACCOUNT_FAILURES",
+        default_value_t = 5
+    )]
+    pub client_account_failures: u32,
+    /// Failed logins for one account, from clients that have failed before, before they wait.
+    /// Clients that have not been failing are not held back by this, so the owner still gets in.
+    #[arg(
+        long = "throttle-account-failures",
+        env = "AUTHD_THROTTLE_ACCOUNT_FAILURES",
+        default_value_t = 10
+    )]
+    pub account_failures: u32,
+    /// Consecutive failed logins for one account after which only clients that have logged in
+    /// to it before may try, until a password reset (NIST SP 800-63B: at most 100).
+    #[arg(long = "throttle-account-max-failures", env = "AUTHD_THROTTLE_ACCOUNT_MAX_FAILURES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub account_max_failures: u32,
+    /// Failures (logins, refresh, verification and reset tokens) from one client address, across
+    /// all accounts, before it waits.
+    #[arg(
+        long = "throttle-client-failures",
+        env = "AUTHD_THROTTLE_CLIENT_FAILURES",
+        default_value_t = 100
+    )]
+    pub client_failures: u32,
+    /// Mails (verification, reset) asked for one account before each further one waits.
+    #[arg(
+        long = "throttle-account-mails",
+        env = "AUTHD_THROTTLE_ACCOUNT_MAILS",
+        default_value_t = 3
+    )]
+    pub account_mails: u32,
+    /// Mail requests from one client address before it waits.
+    #[arg(
+        long = "throttle-client-mails",
+        env = "AUTHD_THROTTLE_CLIENT_MAILS",
+        default_value_t = 50
+    )]
+    pub client_mails: u32,
+    /// Signups from one client address before it waits.
+    #[arg(
+        long = "throttle-client-signups",
+        env = "AUTHD_THROTTLE_CLIENT_SIGNUPS",
+        default_value_t = 20
+    )]
+    pub client_signups: u32,
+    /// The longest delay a throttled key waits between tries.
+    #[arg(long = "throttle-max-delay", env = "AUTHD_THROTTLE_MAX_DELAY", default_value = "15m", value_parser = parse_duration)]
+    pub max_delay: Duration,
+    /// A counter is forgotten this long after its last count.
+    #[arg(long = "throttle-forget-after", env = "AUTHD_THROTTLE_FORGET_AFTER", default_value = "24h", value_parser = parse_duration)]
+    pub forget_after: Duration,
+    /// A client that logged in to an account is known to it for this long: it is exempt from the
+    /// account-wide limits (never from its own).
+    #[arg(long = "throttle-known-client-for", env = "AUTHD_THROTTLE_KNOWN_CLIENT_FOR", default_value = "30d", value_parser = parse_duration)]
+    pub known_client_for: Duration,
+    /// Proxies (IP addresses or CIDR ranges, comma-separated) whose `x-forwarded-for` names the
+    /// client. From any other peer the header is ignored.
+    #[arg(
+        long = "trusted-proxies",
+        env = "AUTHD_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -36,6 +36,7 @@ pub struct Metrics {
     mail_sent: AtomicU64,
     mail_failed: AtomicU64,
     mail_undeliverable: AtomicU64,
+    audit_dropped: AtomicU64,
 }
 
 #[derive(Default)]
@@ -74,6 +75,10 @@ impl Metrics {
 
     pub fn mail_failed(&self) {
         self.mail_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn audit_dropped(&self) {
+        self.audit_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn mail_undeliverable(&self) {
@@ -133,6 +138,12 @@ impl Metrics {
             out,
             "authd_mail_failures_total {}",
             self.mail_failed.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP authd_audit_dropped_total Audit rows not stored (queue full or database down); their log lines were written.\n# TYPE authd_audit_dropped_total counter\n");
+        let _ = writeln!(
+            out,
+            "authd_audit_dropped_total {}",
+            self.audit_dropped.load(Ordering::Relaxed)
         );
         out.push_str("# HELP authd_mail_undeliverable_total Mails refused for good (e.g. unknown recipient) and dropped.\n# TYPE authd_mail_undeliverable_total counter\n");
         let _ = writeln!(

@@ -7,10 +7,12 @@ use crate::crypto::jwt::AccessTokens;
 use crate::crypto::keys::{KeyRing, KeySet, StoredKey};
 use crate::crypto::password::PasswordHasher;
 use crate::domain::PasswordPolicy;
-use crate::grpc::{AuthGrpc, MetricsLayer, pb};
+use crate::grpc::{AuthGrpc, MetricsLayer, TrustedProxies, pb};
 use crate::mail::{MailComposer, OutboxWorker, Transport};
 use crate::metrics::Metrics;
-use crate::service::{AttemptLimiter, AuthService, Policy};
+use crate::service::{
+    AuditLog, AuditWriter, AuthService, CleanupJob, Policy, Throttle, ThrottleLimits,
+};
 use crate::store::Store;
 use anyhow::Context;
 use std::future::Future;
@@ -31,15 +33,23 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Application {
     store: Store,
     service: Arc<AuthService>,
+    proxies: TrustedProxies,
     keys: Arc<KeyRing>,
     metrics: Arc<Metrics>,
     outbox: OutboxWorker,
+    audit_writer: AuditWriter,
+    cleanup: CleanupJob,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !settings.database.timeout.is_zero(),
+            "AUTHD_DATABASE_TIMEOUT must be more than 0s"
+        );
+        let proxies = TrustedProxies::parse(&settings.throttle.trusted_proxies)?;
         let store = connect(&settings.database).await?;
         if !settings.no_migrate {
             store
@@ -59,6 +69,8 @@ impl Application {
         );
         let policy = Policy {
             refresh_ttl: settings.refresh_ttl,
+            session_max_lifetime: settings.session_max_lifetime,
+            signup_enumeration_protection: settings.signup_enumeration_protection,
             verify_ttl: settings.verify_ttl,
             reset_ttl: settings.reset_ttl,
             require_verified_email: settings.require_verified_email,
@@ -68,7 +80,7 @@ impl Application {
                 max_bytes: (settings.password.algorithm == HashAlgorithm::Bcrypt).then_some(72),
             },
         };
-        let limits = &settings.limits;
+        let (audit, audit_writer) = AuditLog::new(store.clone(), Arc::clone(&metrics));
         let service = Arc::new(AuthService {
             store: store.clone(),
             hasher,
@@ -76,10 +88,17 @@ impl Application {
             keys: Arc::clone(&keys),
             mails: MailComposer::new(&settings.app_url)?,
             outbox_wake: Arc::clone(&outbox_wake),
-            login_limiter: AttemptLimiter::new(limits.login_max_failures, limits.window),
-            mail_limiter: AttemptLimiter::new(limits.mail_max_requests, limits.window),
+            throttle: Throttle::new(store.clone(), ThrottleLimits::from(&settings.throttle)),
+            audit,
             policy,
+            background: AuthService::background_permits(),
         });
+        let cleanup = CleanupJob {
+            store: store.clone(),
+            interval: settings.cleanup_interval,
+            audit_retention: settings.audit_retention,
+            access_ttl: settings.access_ttl,
+        };
         let transport = Transport::from_settings(settings.smtp_url.as_ref())?;
         let outbox = OutboxWorker::new(
             store.clone(),
@@ -97,9 +116,12 @@ impl Application {
         Ok(Self {
             store,
             service,
+            proxies,
             keys,
             metrics,
             outbox,
+            audit_writer,
+            cleanup,
             grpc_listener,
             http_listener,
         })
@@ -146,9 +168,10 @@ impl Application {
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let auth = pb::auth_service_server::AuthServiceServer::new(AuthGrpc::new(Arc::clone(
-            &self.service,
-        )));
+        let auth = pb::auth_service_server::AuthServiceServer::new(AuthGrpc::new(
+            Arc::clone(&self.service),
+            self.proxies.clone(),
+        ));
 
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
@@ -174,7 +197,11 @@ impl Application {
         .with_graceful_shutdown(stopped(stop_rx.clone()));
         let grpc_task = tokio::spawn(grpc);
         let http_task = tokio::spawn(async move { http.await });
-        let outbox_task = tokio::spawn(self.outbox.run(stop_rx));
+        let outbox_task = tokio::spawn(self.outbox.run(stop_rx.clone()));
+        let cleanup_task = tokio::spawn(self.cleanup.run(stop_rx.clone()));
+        // The audit writer stops only after the calls have finished, so their rows are written.
+        let (audit_stop_tx, audit_stop_rx) = watch::channel(false);
+        let audit_task = tokio::spawn(self.audit_writer.run(audit_stop_rx));
         tracing::info!(%grpc_addr, %http_addr, database = self.store.backend_name(), "authd serving");
 
         shutdown.await;
@@ -183,8 +210,12 @@ impl Application {
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
             let grpc = grpc_task.await;
             let http = http_task.await;
+            self.service.finish_background().await;
             let _ = outbox_task.await;
             let _ = health_task.await;
+            let _ = cleanup_task.await;
+            let _ = audit_stop_tx.send(true);
+            let _ = audit_task.await;
             (grpc, http)
         })
         .await;

@@ -1,23 +1,22 @@
 //! `auth.v1.AuthService` handlers.
 
+use super::client::TrustedProxies;
 use super::pb::{self, auth_service_server::AuthService as AuthServiceRpc};
-use crate::service::{AuthService, ClientInfo, Introspection, TokenPair, UserView};
+use crate::service::{AuthService, Introspection, TokenPair, UserView};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 /// The OAuth token type of authd's access tokens (RFC 6749 §5.1), in TokenResponse and Introspect.
 const TOKEN_TYPE: &str = "Bearer";
 
-/// Longest user agent kept with a session.
-const MAX_USER_AGENT: usize = 512;
-
 pub struct AuthGrpc {
     service: Arc<AuthService>,
+    proxies: TrustedProxies,
 }
 
 impl AuthGrpc {
-    pub fn new(service: Arc<AuthService>) -> Self {
-        Self { service }
+    pub fn new(service: Arc<AuthService>, proxies: TrustedProxies) -> Self {
+        Self { service, proxies }
     }
 }
 
@@ -26,32 +25,38 @@ type Reply<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl AuthServiceRpc for AuthGrpc {
     async fn signup(&self, request: Request<pb::SignupRequest>) -> Reply<pb::SignupResponse> {
+        let client = self.proxies.client_info(&request);
         let r = request.into_inner();
-        let user = self.service.signup(&r.email, &r.password, &r.name).await?;
+        let user = self
+            .service
+            .signup(&r.email, &r.password, &r.name, &client)
+            .await?;
         Ok(Response::new(pb::SignupResponse {
             user: Some(user.into()),
         }))
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Reply<pb::TokenResponse> {
-        let client = client_info(&request);
+        let client = self.proxies.client_info(&request);
         let r = request.into_inner();
         let pair = self.service.login(&r.email, &r.password, client).await?;
         Ok(Response::new(pair.into()))
     }
 
     async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Reply<pb::TokenResponse> {
+        let client = self.proxies.client_info(&request);
         let pair = self
             .service
-            .refresh(&request.into_inner().refresh_token)
+            .refresh(&request.into_inner().refresh_token, &client)
             .await?;
         Ok(Response::new(pair.into()))
     }
 
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> Reply<pb::LogoutResponse> {
+        let client = self.proxies.client_info(&request);
         let r = request.into_inner();
         self.service
-            .logout(&r.refresh_token, r.all_sessions)
+            .logout(&r.refresh_token, r.all_sessions, &client)
             .await?;
         Ok(Response::new(pb::LogoutResponse {}))
     }
@@ -60,9 +65,10 @@ impl AuthServiceRpc for AuthGrpc {
         &self,
         request: Request<pb::VerifyEmailRequest>,
     ) -> Reply<pb::VerifyEmailResponse> {
+        let client = self.proxies.client_info(&request);
         let user = self
             .service
-            .verify_email(&request.into_inner().token)
+            .verify_email(&request.into_inner().token, &client)
             .await?;
         Ok(Response::new(pb::VerifyEmailResponse {
             user: Some(user.into()),
@@ -73,8 +79,9 @@ impl AuthServiceRpc for AuthGrpc {
         &self,
         request: Request<pb::ResendVerificationRequest>,
     ) -> Reply<pb::ResendVerificationResponse> {
+        let client = self.proxies.client_info(&request);
         self.service
-            .resend_verification(&request.into_inner().email)
+            .resend_verification(&request.into_inner().email, &client)
             .await?;
         Ok(Response::new(pb::ResendVerificationResponse {}))
     }
@@ -83,8 +90,9 @@ impl AuthServiceRpc for AuthGrpc {
         &self,
         request: Request<pb::RequestPasswordResetRequest>,
     ) -> Reply<pb::RequestPasswordResetResponse> {
+        let client = self.proxies.client_info(&request);
         self.service
-            .request_password_reset(&request.into_inner().email)
+            .request_password_reset(&request.into_inner().email, &client)
             .await?;
         Ok(Response::new(pb::RequestPasswordResetResponse {}))
     }
@@ -93,9 +101,10 @@ impl AuthServiceRpc for AuthGrpc {
         &self,
         request: Request<pb::ResetPasswordRequest>,
     ) -> Reply<pb::ResetPasswordResponse> {
+        let client = self.proxies.client_info(&request);
         let r = request.into_inner();
         self.service
-            .reset_password(&r.token, &r.new_password)
+            .reset_password(&r.token, &r.new_password, &client)
             .await?;
         Ok(Response::new(pb::ResetPasswordResponse {}))
     }
@@ -127,27 +136,6 @@ impl AuthServiceRpc for AuthGrpc {
         Ok(Response::new(pb::GetJwksResponse {
             jwks_json: self.service.jwks_json().to_string(),
         }))
-    }
-}
-
-/// The caller's user agent and address, as the connection shows them. Forwarding headers are
-/// not trusted: anyone can set them.
-fn client_info<T>(request: &Request<T>) -> ClientInfo {
-    let user_agent = request
-        .metadata()
-        .get("user-agent")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let user_agent = match user_agent.char_indices().nth(MAX_USER_AGENT) {
-        Some((cut, _)) => &user_agent[..cut],
-        None => user_agent,
-    };
-    ClientInfo {
-        user_agent: user_agent.to_owned(),
-        ip: request
-            .remote_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default(),
     }
 }
 

@@ -2,10 +2,12 @@
 //! from `AuthError` to `tonic::Status`, and a layer that counts calls for `/metrics`.
 
 mod auth;
+mod client;
 mod layer;
 mod status;
 
 pub use auth::AuthGrpc;
+pub use client::TrustedProxies;
 pub use layer::MetricsLayer;
 
 /// Code generated from `proto/auth/v1/auth.proto`.

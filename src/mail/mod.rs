@@ -81,6 +81,36 @@ impl MailComposer {
             ),
         }
     }
+
+    /// Tells the owner of an address that someone tried to sign up with it (sent instead of an
+    /// error when signup enumeration protection is on).
+    pub fn signup_attempted(&self, to: &str) -> Mail {
+        Mail {
+            to: to.to_owned(),
+            subject: "Someone tried to sign up with your email address".to_owned(),
+            body: format!(
+                "Someone tried to create an account with this email address, which already has \
+                 one.\n\nIf it was you, log in instead, or choose a new password here:\n\n\
+                 {}/forgot-password\n\nIf it was not you, ignore this mail: nothing has changed.\n",
+                self.app_url
+            ),
+        }
+    }
+
+    /// Tells a user that their password was changed, so that a change they did not make is
+    /// noticed.
+    pub fn password_changed(&self, to: &str) -> Mail {
+        Mail {
+            to: to.to_owned(),
+            subject: "Your password was changed".to_owned(),
+            body: format!(
+                "The password of your account was just changed, and every session was signed \
+                 out.\n\nIf it was you, there is nothing to do.\n\nIf it was not you, choose a \
+                 new password at once:\n\n{}/forgot-password\n",
+                self.app_url
+            ),
+        }
+    }
 }
 
 /// `90 minutes`, `24 hours`, `7 days`: how long a link lives, for people.

@@ -2,16 +2,20 @@
 //! introspection. Plain async methods on `AuthService`, with no gRPC types: the gRPC layer converts
 //! requests into calls here and `AuthError` into a status, in one place.
 
+mod audit;
+mod cleanup;
 mod error;
 mod introspect;
-mod limiter;
 mod password_reset;
 mod session;
 mod signup;
+mod throttle;
 
+pub use audit::{AuditEvent, AuditKind, AuditLog, AuditWriter};
+pub use cleanup::CleanupJob;
 pub use error::AuthError;
 pub use introspect::Introspection;
-pub use limiter::AttemptLimiter;
+pub use throttle::{Throttle, ThrottleLimits};
 
 use crate::crypto::jwt::AccessTokens;
 use crate::crypto::keys::KeyRing;
@@ -21,22 +25,30 @@ use crate::domain::{PasswordPolicy, UserId};
 use crate::mail::{Mail, MailComposer};
 use crate::store::{NewOneTimeToken, Purpose, Store, UserRecord};
 use chrono::{DateTime, Utc};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
+
+/// Work that may run after its call has been answered, at most this much at once.
+const BACKGROUND_TASKS: u32 = 64;
 
 /// The settings the use cases need, taken from `Settings` once at start.
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub refresh_ttl: Duration,
+    /// A session ends this long after it started, however often it is refreshed.
+    pub session_max_lifetime: Duration,
     pub verify_ttl: Duration,
     pub reset_ttl: Duration,
     pub require_verified_email: bool,
     pub refresh_reuse_grace: Duration,
+    /// Signup answers alike for a taken email (and mails its owner instead).
+    pub signup_enumeration_protection: bool,
     pub password: PasswordPolicy,
 }
 
-/// Where a call comes from, for the session record.
+/// Where a call comes from: for the session record, the throttle and the audit trail.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub user_agent: String,
@@ -84,15 +96,49 @@ pub struct AuthService {
     pub(crate) mails: MailComposer,
     /// Wakes the outbox worker when a mail is queued, so it goes out at once.
     pub(crate) outbox_wake: Arc<Notify>,
-    pub(crate) login_limiter: AttemptLimiter,
-    pub(crate) mail_limiter: AttemptLimiter,
+    pub(crate) throttle: Throttle,
+    pub(crate) audit: AuditLog,
     pub(crate) policy: Policy,
+    /// Bounds the work done after a call is answered (see `in_background`).
+    pub(crate) background: Arc<Semaphore>,
 }
 
 impl AuthService {
+    /// The permits of `background`, for `AuthService::background`.
+    pub fn background_permits() -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(BACKGROUND_TASKS as usize))
+    }
+
     /// The JWK Set that verifies access tokens.
     pub fn jwks_json(&self) -> Arc<str> {
         self.keys.current().jwks_json()
+    }
+
+    fn audit(&self, event: AuditEvent) {
+        self.audit.record(event);
+    }
+
+    /// Runs `work` after the caller has been answered, so that the answer's timing does not
+    /// depend on what the work finds. At most `BACKGROUND_TASKS` run at once; beyond that the
+    /// caller waits for a slot (its wait then depends on load, never on the request).
+    async fn in_background<F>(&self, what: &'static str, work: F)
+    where
+        F: Future<Output = Result<(), AuthError>> + Send + 'static,
+    {
+        let Ok(permit) = Arc::clone(&self.background).acquire_owned().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(err) = work.await {
+                tracing::warn!(error = %err, what, "background work failed");
+            }
+        });
+    }
+
+    /// Waits until the work started by `in_background` has finished (at shutdown).
+    pub async fn finish_background(&self) {
+        let _ = self.background.acquire_many(BACKGROUND_TASKS).await;
     }
 
     /// A fresh one-time token of `purpose` for `to`, and the mail that carries its link.

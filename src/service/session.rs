@@ -1,6 +1,8 @@
 //! Login, refresh-token rotation and logout.
 
-use super::{AuthError, AuthService, ClientInfo, TokenPair, UserView, after};
+use super::{
+    AuditEvent, AuditKind, AuthError, AuthService, ClientInfo, TokenPair, UserView, after,
+};
 use crate::crypto::jwt::Subject;
 use crate::crypto::token::{IssuedToken, TokenDigest};
 use crate::domain::{Email, Password, SessionId, UserId, Violations};
@@ -22,21 +24,36 @@ impl AuthService {
         let password = v.check(Password::parse_attempt("password", password));
         let (email, password) = v.finish(email.zip(password))?;
 
-        // Counted before hashing, so guesses sent in parallel count as they arrive; a correct
-        // password clears the count.
-        self.login_limiter
-            .attempt(email.as_str())
-            .map_err(|retry_after| AuthError::RateLimited { retry_after })?;
+        // Counted before hashing, so guesses sent in parallel count as they arrive; taken back
+        // if the call ends before its hash started.
+        let attempt = match self.throttle.begin_login(&email, &client.ip).await {
+            Ok(attempt) => attempt,
+            Err(err) => {
+                if matches!(err, AuthError::RateLimited { .. }) {
+                    self.audit(AuditEvent::new(AuditKind::Throttled, &client).detail("login"));
+                }
+                return Err(err);
+            }
+        };
         let user = self.store.user_by_email(&email).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.as_str());
         let verified = self
             .hasher
-            .verify(&password, stored_hash, &Default::default())
+            .verify(&password, stored_hash, attempt.started())
             .await?;
-        let Some(user) = user.filter(|_| verified.matches) else {
-            return Err(AuthError::InvalidCredentials);
+        let user = match user {
+            Some(user) if verified.matches => user,
+            other => {
+                attempt.failed();
+                let event = AuditEvent::new(AuditKind::LoginFailed, &client);
+                self.audit(match other {
+                    Some(user) => event.user(UserId(user.id)).detail("wrong password"),
+                    None => event.detail("unknown email"),
+                });
+                return Err(AuthError::InvalidCredentials);
+            }
         };
-        self.login_limiter.clear(email.as_str());
+        attempt.succeeded().await?;
         // Only someone who knows the password learns that the email is unverified.
         if self.policy.require_verified_email && !user.email_verified {
             return Err(AuthError::EmailNotVerified);
@@ -45,14 +62,14 @@ impl AuthService {
         let now = Utc::now();
         let session_id = SessionId::new();
         let refresh = IssuedToken::generate()?;
-        let expires_at = after(now, self.policy.refresh_ttl);
+        let expires_at = self.session_expiry(now, now);
         let new_session = NewSession {
             id: session_id,
             user_id: UserId(user.id),
             now,
             expires_at,
-            user_agent: client.user_agent,
-            ip: client.ip,
+            user_agent: client.user_agent.clone(),
+            ip: client.ip.clone(),
         };
         let started = self
             .store
@@ -62,7 +79,11 @@ impl AuthService {
             // The password changed between the check and now: the old one no longer logs in.
             return Err(AuthError::InvalidCredentials);
         }
-        tracing::info!(user_id = %user.id, session_id = %session_id, "session started");
+        self.audit(
+            AuditEvent::new(AuditKind::LoginSucceeded, &client)
+                .user(UserId(user.id))
+                .session(session_id),
+        );
         // After the session, whose check is on the hash that was verified, not the upgraded one.
         if verified.needs_rehash {
             self.upgrade_hash(&user, &password).await;
@@ -74,10 +95,16 @@ impl AuthService {
     /// token again is taken as theft and ends the session (RFC 9700 §4.14.2), unless it happens
     /// within the configured reuse grace.
     #[tracing::instrument(skip_all)]
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
-        let (token, session) = self.find_refresh(refresh_token).await?;
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, AuthError> {
+        let (token, session) = self.find_refresh(refresh_token, client).await?;
         let now = Utc::now();
-        if !session.is_live(now) || token.expires_at <= now {
+        // Past its absolute lifetime a session ends, however recently it was refreshed.
+        let expires_at = self.session_expiry(session.created_at, now);
+        if !session.is_live(now) || token.expires_at <= now || expires_at <= now {
             return Err(AuthError::InvalidRefreshToken);
         }
         let user = self
@@ -86,7 +113,6 @@ impl AuthService {
             .await?
             .ok_or(AuthError::InvalidRefreshToken)?;
         let new = IssuedToken::generate()?;
-        let expires_at = after(now, self.policy.refresh_ttl);
         let session_id = SessionId(session.id);
 
         let rotation = match token.spent_at {
@@ -96,33 +122,47 @@ impl AuthService {
                     .await?
             }
             Some(spent_at) => {
-                self.reuse(&session, spent_at, now, &new.digest, expires_at)
+                self.reuse(&session, spent_at, now, &new.digest, expires_at, client)
                     .await?
             }
         };
-        match rotation {
-            Rotation::Rotated => self.token_pair(user, session_id, new.secret, now, expires_at),
-            Rotation::SessionEnded => Err(AuthError::InvalidRefreshToken),
+        let rotation = match rotation {
             // Lost a race to a concurrent refresh with the same token: that is reuse as well.
             Rotation::AlreadySpent => {
-                match self
-                    .reuse(&session, now, now, &new.digest, expires_at)
+                self.reuse(&session, now, now, &new.digest, expires_at, client)
                     .await?
-                {
-                    Rotation::Rotated => {
-                        self.token_pair(user, session_id, new.secret, now, expires_at)
-                    }
-                    _ => Err(AuthError::InvalidRefreshToken),
-                }
             }
+            other => other,
+        };
+        match rotation {
+            Rotation::Rotated => {
+                self.audit(
+                    AuditEvent::new(AuditKind::Refreshed, client)
+                        .user(UserId(session.user_id))
+                        .session(session_id),
+                );
+                self.token_pair(user, session_id, new.secret, now, expires_at)
+            }
+            Rotation::SessionEnded | Rotation::AlreadySpent => Err(AuthError::InvalidRefreshToken),
         }
+    }
+
+    /// When a session that started at `started` ends if it is used at `now`: the idle lifetime
+    /// from now, but never past the absolute lifetime from its start.
+    fn session_expiry(&self, started: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+        after(now, self.policy.refresh_ttl).min(after(started, self.policy.session_max_lifetime))
     }
 
     /// Ends the session of the refresh token, or with `all_sessions` every session of its user
     /// (which needs a token that is still current).
     #[tracing::instrument(skip_all)]
-    pub async fn logout(&self, refresh_token: &str, all_sessions: bool) -> Result<(), AuthError> {
-        let (token, session) = self.find_refresh(refresh_token).await?;
+    pub async fn logout(
+        &self,
+        refresh_token: &str,
+        all_sessions: bool,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        let (token, session) = self.find_refresh(refresh_token, client).await?;
         let now = Utc::now();
         if all_sessions {
             let current =
@@ -135,24 +175,39 @@ impl AuthService {
                 .revoke_user_sessions(UserId(session.user_id), now)
                 .await?;
             tracing::info!(user_id = %session.user_id, ended, "all sessions ended");
+            self.audit(AuditEvent::new(AuditKind::LogoutAll, client).user(UserId(session.user_id)));
         } else {
             self.store
                 .revoke_session(SessionId(session.id), now)
                 .await?;
-            tracing::info!(user_id = %session.user_id, session_id = %session.id, "session ended");
+            self.audit(
+                AuditEvent::new(AuditKind::Logout, client)
+                    .user(UserId(session.user_id))
+                    .session(SessionId(session.id)),
+            );
         }
         Ok(())
     }
 
+    /// The refresh token `raw` and its session. A client that keeps presenting unknown tokens
+    /// is throttled.
     async fn find_refresh(
         &self,
         raw: &str,
+        client: &ClientInfo,
     ) -> Result<(RefreshTokenRecord, SessionRecord), AuthError> {
-        let digest = TokenDigest::of_presented(raw.trim()).ok_or(AuthError::InvalidRefreshToken)?;
-        self.store
-            .refresh_token(&digest)
-            .await?
-            .ok_or(AuthError::InvalidRefreshToken)
+        self.throttle.check_client(&client.ip).await?;
+        let found = match TokenDigest::of_presented(raw.trim()) {
+            Some(digest) => self.store.refresh_token(&digest).await?,
+            None => None,
+        };
+        match found {
+            Some(found) => Ok(found),
+            None => {
+                self.throttle.client_failed(&client.ip).await?;
+                Err(AuthError::InvalidRefreshToken)
+            }
+        }
     }
 
     /// A spent token presented again: within the grace window another token is added to the
@@ -164,6 +219,7 @@ impl AuthService {
         now: DateTime<Utc>,
         new: &TokenDigest,
         expires_at: DateTime<Utc>,
+        client: &ClientInfo,
     ) -> Result<Rotation, AuthError> {
         let grace = chrono::Duration::from_std(self.policy.refresh_reuse_grace)
             .unwrap_or(chrono::Duration::MAX);
@@ -174,6 +230,11 @@ impl AuthService {
                 .await?);
         }
         tracing::warn!(user_id = %session.user_id, session_id = %session.id, "spent refresh token reused: session ended");
+        self.audit(
+            AuditEvent::new(AuditKind::RefreshReuse, client)
+                .user(UserId(session.user_id))
+                .session(SessionId(session.id)),
+        );
         self.store
             .revoke_session(SessionId(session.id), now)
             .await?;

@@ -8,16 +8,20 @@
 
 pub mod entity;
 mod keys;
+mod maintenance;
 mod one_time;
 mod outbox;
 mod sessions;
+mod throttles;
 mod users;
 
 pub use entity::{one_time_token::Model as OneTimeTokenRecord, session::Model as SessionRecord};
 pub use entity::{refresh_token::Model as RefreshTokenRecord, user::Model as UserRecord};
+pub use maintenance::{Cleaned, NewAuditEvent};
 pub use one_time::{NewOneTimeToken, Purpose};
 pub use outbox::QueuedMail;
 pub use sessions::{NewSession, Rotation};
+pub use throttles::{ThrottleCount, ThrottleKey};
 pub use users::NewUser;
 
 use crate::config::DatabaseSettings;
@@ -110,8 +114,8 @@ impl Store {
         options
             .max_connections(settings.max_connections)
             .min_connections(1)
-            .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(5))
+            .connect_timeout(settings.timeout)
+            .acquire_timeout(settings.timeout)
             .sqlx_logging(false);
         let db = Database::connect(options).await?;
         if db.get_database_backend() == DbBackend::Sqlite {

@@ -93,11 +93,12 @@ impl Store {
     /// Spends a reset token, sets the new password hash, ends every session of the user and
     /// voids their other reset and verification links: all or nothing. `false` if the token was
     /// spent meanwhile. Following the mailed link proves the address, so the email counts as
-    /// verified too.
+    /// verified too. `notice` (the mail telling the user) is queued with it.
     pub async fn reset_password(
         &self,
         token: &OneTimeTokenRecord,
         password_hash: String,
+        notice: &Mail,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let txn = self.db.begin().await?;
@@ -116,6 +117,7 @@ impl Store {
         spend_all(&txn, token.user_id, Purpose::ResetPassword, now).await?;
         spend_all(&txn, token.user_id, Purpose::VerifyEmail, now).await?;
         super::sessions::revoke_all(&txn, token.user_id, now).await?;
+        Self::enqueue_mail(&txn, notice, now).await?;
         txn.commit().await?;
         Ok(true)
     }

@@ -37,6 +37,11 @@ impl Store {
         Ok(())
     }
 
+    /// Queues a mail that has no other write to go with.
+    pub async fn queue_mail(&self, mail: &Mail, now: DateTime<Utc>) -> Result<(), StoreError> {
+        Self::enqueue_mail(&self.db, mail, now).await
+    }
+
     /// Mails whose next attempt is due, oldest first.
     pub async fn due_mails(
         &self,

@@ -16,6 +16,8 @@ use tonic::transport::Channel;
 
 pub const PASSWORD: &str = "correct horse battery";
 pub const MAIL_WAIT: Duration = Duration::from_secs(10);
+/// The subject of the notice mailed after a password reset.
+pub const PASSWORD_CHANGED: &str = "Your password was changed";
 
 /// A database of the test's own: a SQLite file in a temporary folder, or a new PostgreSQL
 /// database with a random name.
@@ -184,10 +186,15 @@ impl TestApp {
             .expect("user")
     }
 
-    /// The token of the next mail to `email` whose link goes to `path`.
+    /// The token of the next mail to `email` whose link goes to `path`. A "password changed"
+    /// notice (sent after every reset) on the way is taken too.
     pub async fn mailed_token(&self, email: &str, path: &str) -> String {
-        let mail = self.smtp.wait_for_mail_to(email, MAIL_WAIT).await;
-        extract_token(&mail.body, path)
+        loop {
+            let mail = self.smtp.wait_for_mail_to(email, MAIL_WAIT).await;
+            if mail.subject != PASSWORD_CHANGED {
+                return extract_token(&mail.body, path);
+            }
+        }
     }
 
     /// Asks for a password reset for `email` and returns the token from the mail that follows.

@@ -9,10 +9,12 @@
 mod helpers;
 mod smtp;
 
+mod abuse;
 mod bad_input;
 mod flows;
 mod mail;
 mod races;
 mod refresh;
 mod server;
+mod throttle;
 mod tokens;

@@ -1,5 +1,6 @@
 //! SeaORM entities: the tables as the queries in `store` see them. Only `store` uses these.
 
+pub mod audit_event;
 pub mod mail_outbox;
 pub mod one_time_token;
 pub mod refresh_token;
