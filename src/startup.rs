@@ -66,6 +66,7 @@ impl Application {
             password: PasswordPolicy {
                 min_chars: usize::from(settings.password.min_length),
                 max_bytes: (settings.password.algorithm == HashAlgorithm::Bcrypt).then_some(72),
+                service_name: settings.password.service_name.clone(),
             },
         };
         let limits = &settings.limits;

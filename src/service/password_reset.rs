@@ -1,7 +1,7 @@
 //! Forgotten passwords: the reset mail and the reset itself.
 
 use super::{AuthError, AuthService};
-use crate::domain::{Email, Password, Violations};
+use crate::domain::{Email, Password, UserId, Violations};
 use crate::store::Purpose;
 use chrono::Utc;
 
@@ -28,13 +28,20 @@ impl AuthService {
         let password = v.check(Password::parse_new(
             "new_password",
             new_password,
-            self.policy.password,
+            &self.policy.password,
+            None,
         ));
         v.check(super::signup::required_token("token", token));
         let password = v.finish(password)?;
         let record = self
             .live_one_time_token("token", token, Purpose::ResetPassword)
             .await?;
+        // The email is known only now, through the token.
+        if let Some(user) = self.store.user_by_id(UserId(record.user_id)).await? {
+            password
+                .check_not_email("new_password", &user.email)
+                .map_err(|v| vec![v])?;
+        }
         let hash = self.hasher.hash(&password).await?;
         if !self.store.reset_password(&record, hash, Utc::now()).await? {
             return Err(AuthError::InvalidOneTimeToken { field: "token" });
