@@ -12,6 +12,7 @@ mod smtp;
 mod bad_input;
 mod flows;
 mod mail;
+mod passwords;
 mod races;
 mod refresh;
 mod server;
