@@ -176,9 +176,15 @@ pub struct PasswordSettings {
     /// Hashes running at once; more callers wait [default: number of CPUs].
     #[arg(long, env = "AUTHD_MAX_CONCURRENT_HASHES")]
     pub max_concurrent_hashes: Option<NonZeroUsize>,
-    /// Minimum password length in characters (the maximum is 128).
-    #[arg(long, env = "AUTHD_PASSWORD_MIN_LENGTH", default_value_t = 8, value_parser = clap::value_parser!(u16).range(8..=128))]
+    /// Minimum length of new passwords in characters, counted after Unicode NFKC normalization
+    /// (the maximum is 128). 15 follows NIST SP 800-63B rev 4 for a password that is the only
+    /// factor; 8 is the lowest it goes. Login accepts existing passwords of 8 and more.
+    #[arg(long = "password-min-length", env = "AUTHD_PASSWORD_MIN_LENGTH", default_value_t = 15, value_parser = clap::value_parser!(u16).range(8..=128))]
     pub min_length: u16,
+    /// The name users know this service by: refused as a password, like "authd" (NIST's
+    /// context-specific words).
+    #[arg(long, env = "AUTHD_SERVICE_NAME", default_value = "authd")]
+    pub service_name: String,
 }
 
 impl PasswordSettings {
@@ -350,6 +356,8 @@ mod tests {
         assert_eq!(settings.access_ttl, Duration::from_secs(900));
         assert_eq!(settings.audience, vec!["authd".to_owned()]);
         assert!(settings.require_verified_email);
+        assert_eq!(settings.password.min_length, 15, "NIST SP 800-63B rev 4");
+        assert_eq!(settings.password.service_name, "authd");
     }
 
     #[test]

@@ -78,6 +78,7 @@ impl Application {
             password: PasswordPolicy {
                 min_chars: usize::from(settings.password.min_length),
                 max_bytes: (settings.password.algorithm == HashAlgorithm::Bcrypt).then_some(72),
+                service_name: settings.password.service_name.clone(),
             },
         };
         let (audit, audit_writer) = AuditLog::new(store.clone(), Arc::clone(&metrics));

@@ -74,6 +74,12 @@ impl PasswordHasher {
 
     /// A new hash of `password` in PHC (argon2) or modular crypt (bcrypt) format.
     pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
+        // bcrypt would hash only a prefix: a hash that any longer string with that prefix matches.
+        if self.inner.algorithm == HashAlgorithm::Bcrypt
+            && password.expose().len() > BCRYPT_MAX_BYTES
+        {
+            anyhow::bail!("refusing to bcrypt-hash a password over {BCRYPT_MAX_BYTES} bytes");
+        }
         let password = password.clone();
         self.run_blocking(None, move |inner| inner.hash(password.expose()))
             .await
@@ -91,9 +97,9 @@ impl PasswordHasher {
         let password = password.clone();
         let stored = stored.map(str::to_owned);
         self.run_blocking(Some(started), move |inner| match stored {
-            Some(stored) => inner.verify(password.expose(), &stored),
+            Some(stored) => inner.verify_forms(&password, &stored),
             None => inner
-                .verify(password.expose(), &inner.dummy_hash)
+                .verify_forms(&password, &inner.dummy_hash)
                 .map(|_| Verified {
                     matches: false,
                     needs_rehash: false,
@@ -156,10 +162,33 @@ impl Inner {
         }
     }
 
+    /// Verifies the normalized form; if that fails and the password was typed in another form,
+    /// that form too, since hashes stored before authd normalized were made from what was typed.
+    /// A match on the typed form asks for a rehash, which stores a hash of the normalized form.
+    fn verify_forms(&self, password: &Password, stored: &str) -> anyhow::Result<Verified> {
+        let verified = self.verify(password.expose(), stored)?;
+        match password.expose_as_typed() {
+            Some(as_typed) if !verified.matches => {
+                let legacy = self.verify(as_typed, stored)?;
+                Ok(Verified {
+                    matches: legacy.matches,
+                    needs_rehash: legacy.matches || legacy.needs_rehash,
+                })
+            }
+            _ => Ok(verified),
+        }
+    }
+
     fn verify(&self, password: &str, stored: &str) -> anyhow::Result<Verified> {
         if is_bcrypt(stored) {
-            let matches = bcrypt::verify(password, stored)
-                .map_err(|e| anyhow::anyhow!("stored bcrypt hash is unreadable: {e}"))?;
+            // bcrypt reads only the first 72 bytes, so a longer input would match on its prefix
+            // alone (and then be "upgraded" to a hash of the wrong password). It never matches;
+            // its prefix is still verified, so that a long input costs what a wrong one does.
+            let bytes = password.as_bytes();
+            let prefix = bytes.get(..BCRYPT_MAX_BYTES).unwrap_or(bytes);
+            let matches = bcrypt::verify(prefix, stored)
+                .map_err(|e| anyhow::anyhow!("stored bcrypt hash is unreadable: {e}"))?
+                && bytes.len() <= BCRYPT_MAX_BYTES;
             let weaker = bcrypt_cost(stored).is_none_or(|cost| cost < self.bcrypt_cost);
             let needs_rehash = self.algorithm != HashAlgorithm::Bcrypt || weaker;
             return Ok(Verified {
@@ -186,6 +215,9 @@ impl Inner {
         })
     }
 }
+
+/// The most bytes bcrypt reads; it ignores the rest.
+const BCRYPT_MAX_BYTES: usize = 72;
 
 fn is_bcrypt(stored: &str) -> bool {
     ["$2a$", "$2b$", "$2x$", "$2y$"]
@@ -346,6 +378,97 @@ mod tests {
             free.await.is_ok(),
             "the permit comes back when the hash ends"
         );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn bcrypt_never_matches_an_input_over_72_bytes() -> anyhow::Result<()> {
+        let hasher = PasswordHasher::new(&settings(HashAlgorithm::Argon2id))?;
+        let exactly_72 = "correct horse battery staple, every day of the week, twice before lunch!";
+        assert_eq!(exactly_72.len(), 72);
+        let legacy = bcrypt::hash_with_salt(exactly_72, 4, [7; 16])?
+            .format_for_version(bcrypt::Version::TwoA);
+        let check = |raw: String| {
+            let hasher = hasher.clone();
+            let legacy = legacy.clone();
+            async move {
+                hasher
+                    .verify(&password(&raw), Some(&legacy), &HashStarted::default())
+                    .await
+            }
+        };
+        assert!(check(exactly_72.to_owned()).await?.matches);
+        for longer in [
+            format!("{exactly_72}!"),
+            format!("{exactly_72} and anything else"),
+            format!("{exactly_72}{}", "x".repeat(56)),
+        ] {
+            assert!(
+                !check(longer).await?.matches,
+                "bcrypt's cut must not let it in"
+            );
+        }
+        // The same for bcrypt's own hash of a longer input: only its first 72 bytes were hashed.
+        let cut = bcrypt::hash_with_salt(format!("{exactly_72}?"), 4, [7; 16])?.to_string();
+        let verified = hasher
+            .verify(
+                &password(&format!("{exactly_72}?")),
+                Some(&cut),
+                &HashStarted::default(),
+            )
+            .await?;
+        assert!(!verified.matches);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn bcrypt_refuses_to_hash_what_it_would_cut() -> anyhow::Result<()> {
+        let hasher = PasswordHasher::new(&settings(HashAlgorithm::Bcrypt))?;
+        assert!(hasher.hash(&password(&"x".repeat(72))).await.is_ok());
+        assert!(hasher.hash(&password(&"x".repeat(73))).await.is_err());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_hash_of_the_typed_form_verifies_and_asks_for_a_rehash() -> anyhow::Result<()> {
+        let hasher = PasswordHasher::new(&settings(HashAlgorithm::Argon2id))?;
+        let nfd = "cre\u{300}me bru\u{302}le\u{301}e";
+        let nfc = "cr\u{e8}me br\u{fb}l\u{e9}e";
+        // As authd stored hashes before it normalized passwords: of the bytes as typed.
+        let legacy = hasher.inner.hash(nfd)?;
+        let typed = hasher
+            .verify(&password(nfd), Some(&legacy), &HashStarted::default())
+            .await?;
+        assert_eq!(
+            typed,
+            Verified {
+                matches: true,
+                needs_rehash: true
+            },
+            "the same parameters, yet the hash is of the unnormalized form"
+        );
+        // The rehash is of the normalized form, which both ways of typing it then match.
+        let rehashed = hasher.hash(&password(nfd)).await?;
+        for form in [nfd, nfc] {
+            let verified = hasher
+                .verify(&password(form), Some(&rehashed), &HashStarted::default())
+                .await?;
+            assert_eq!(
+                verified,
+                Verified {
+                    matches: true,
+                    needs_rehash: false
+                }
+            );
+        }
+        let wrong = hasher
+            .verify(
+                &password("cre\u{300}me brulee"),
+                Some(&legacy),
+                &HashStarted::default(),
+            )
+            .await?;
+        assert!(!wrong.matches);
         Ok(())
     }
 

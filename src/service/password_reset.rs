@@ -49,7 +49,8 @@ impl AuthService {
         let password = v.check(Password::parse_new(
             "new_password",
             new_password,
-            self.policy.password,
+            &self.policy.password,
+            None,
         ));
         v.check(super::signup::required_token("token", token));
         let password = v.finish(password)?;
@@ -61,6 +62,10 @@ impl AuthService {
             .user_by_id(UserId(record.user_id))
             .await?
             .ok_or(AuthError::InvalidOneTimeToken { field: "token" })?;
+        // The email is known only now, through the token.
+        password
+            .check_not_email("new_password", &user.email)
+            .map_err(|v| vec![v])?;
         let hash = self.hasher.hash(&password).await?;
         let notice = self.mails.password_changed(&user.email);
         if !self

@@ -26,7 +26,8 @@ impl AuthService {
         let password = v.check(Password::parse_new(
             "password",
             password,
-            self.policy.password,
+            &self.policy.password,
+            email.as_ref(),
         ));
         let name = v.check(DisplayName::parse("name", name));
         let (email, password, name) =
