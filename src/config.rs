@@ -24,6 +24,18 @@ pub enum Command {
     Serve(Box<Settings>),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseSettings),
+    /// Service credentials for callers of Introspect (AUTHD_INTROSPECT_CLIENTS).
+    #[command(subcommand)]
+    IntrospectClient(IntrospectClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntrospectClientCommand {
+    /// Make a credential: prints a fresh secret, once, and the entry for AUTHD_INTROSPECT_CLIENTS.
+    New {
+        /// Name of the calling service (letters, digits, `.`, `_`, `-`).
+        client_id: String,
+    },
 }
 
 /// Where the database is.
@@ -119,6 +131,8 @@ pub struct Settings {
     pub password: PasswordSettings,
     #[command(flatten)]
     pub limits: LimitSettings,
+    #[command(flatten)]
+    pub introspect: IntrospectSettings,
 
     /// Log lines as `text` or `json`.
     #[arg(long, env = "AUTHD_LOG_FORMAT", default_value = "text")]
@@ -184,6 +198,16 @@ pub struct LimitSettings {
     /// Window of both limits.
     #[arg(long, env = "AUTHD_LIMIT_WINDOW", default_value = "15m", value_parser = parse_duration)]
     pub window: Duration,
+}
+
+/// Who may call Introspect.
+#[derive(Debug, Clone, Args)]
+pub struct IntrospectSettings {
+    /// Service credentials allowed to call Introspect, comma-separated `client_id:sha256-hex`
+    /// entries made by `authd introspect-client new ID`. Unset (and no AUTHD_TLS_CLIENT_CA):
+    /// Introspect is open to anyone who reaches the gRPC port.
+    #[arg(long, env = "AUTHD_INTROSPECT_CLIENTS", hide_env_values = true)]
+    pub introspect_clients: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

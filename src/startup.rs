@@ -7,6 +7,7 @@ use crate::crypto::jwt::AccessTokens;
 use crate::crypto::keys::{KeyRing, KeySet, StoredKey};
 use crate::crypto::password::PasswordHasher;
 use crate::domain::PasswordPolicy;
+use crate::grpc::client_auth::{self, ClientAuth};
 use crate::grpc::{AuthGrpc, MetricsLayer, pb};
 use crate::mail::{MailComposer, OutboxWorker, Transport};
 use crate::metrics::Metrics;
@@ -35,11 +36,19 @@ pub struct Application {
     metrics: Arc<Metrics>,
     outbox: OutboxWorker,
     grpc_listener: TcpListener,
+    introspect_callers: Arc<ClientAuth>,
     http_listener: TcpListener,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Settings errors before the database is touched.
+        let introspect_callers = Arc::new(ClientAuth::from_settings(&settings.introspect, false)?);
+        for warning in
+            client_auth::exposure_warnings(settings.grpc_addr, &introspect_callers, false)
+        {
+            tracing::warn!("{warning}");
+        }
         let store = connect(&settings.database).await?;
         if !settings.no_migrate {
             store
@@ -101,6 +110,7 @@ impl Application {
             metrics,
             outbox,
             grpc_listener,
+            introspect_callers,
             http_listener,
         })
     }
@@ -146,9 +156,10 @@ impl Application {
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let auth = pb::auth_service_server::AuthServiceServer::new(AuthGrpc::new(Arc::clone(
-            &self.service,
-        )));
+        let auth = pb::auth_service_server::AuthServiceServer::new(AuthGrpc::new(
+            Arc::clone(&self.service),
+            Arc::clone(&self.introspect_callers),
+        ));
 
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
@@ -172,8 +183,8 @@ impl Application {
             ),
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()));
-        let grpc_task = tokio::spawn(grpc);
         let http_task = tokio::spawn(async move { http.await });
+        let grpc_task = tokio::spawn(grpc);
         let outbox_task = tokio::spawn(self.outbox.run(stop_rx));
         tracing::info!(%grpc_addr, %http_addr, database = self.store.backend_name(), "authd serving");
 

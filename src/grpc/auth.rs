@@ -1,5 +1,6 @@
 //! `auth.v1.AuthService` handlers.
 
+use super::client_auth::ClientAuth;
 use super::pb::{self, auth_service_server::AuthService as AuthServiceRpc};
 use crate::service::{AuthService, ClientInfo, Introspection, TokenPair, UserView};
 use std::sync::Arc;
@@ -13,11 +14,16 @@ const MAX_USER_AGENT: usize = 512;
 
 pub struct AuthGrpc {
     service: Arc<AuthService>,
+    /// Who may call Introspect.
+    introspect_callers: Arc<ClientAuth>,
 }
 
 impl AuthGrpc {
-    pub fn new(service: Arc<AuthService>) -> Self {
-        Self { service }
+    pub fn new(service: Arc<AuthService>, introspect_callers: Arc<ClientAuth>) -> Self {
+        Self {
+            service,
+            introspect_callers,
+        }
     }
 }
 
@@ -104,6 +110,8 @@ impl AuthServiceRpc for AuthGrpc {
         &self,
         request: Request<pb::IntrospectRequest>,
     ) -> Reply<pb::IntrospectResponse> {
+        // A bad token is an answer (active=false); a caller that is not let in is an error.
+        self.introspect_callers.authorize_grpc(&request)?;
         let answer = match self.service.introspect(&request.into_inner().token).await? {
             Introspection::Inactive => pb::IntrospectResponse::default(),
             Introspection::Active(c) => pb::IntrospectResponse {

@@ -1,7 +1,9 @@
 //! The gRPC face of authd: thin handlers that turn requests into use-case calls, the one mapping
-//! from `AuthError` to `tonic::Status`, and a layer that counts calls for `/metrics`.
+//! from `AuthError` to `tonic::Status`, a layer that counts calls for `/metrics`, and who may
+//! call Introspect.
 
 mod auth;
+pub mod client_auth;
 mod layer;
 mod status;
 

@@ -251,7 +251,7 @@ impl TestApp {
     }
 }
 
-fn settings(database_url: &str, smtp_url: &str, extra: &[String]) -> authd::config::Settings {
+pub fn settings(database_url: &str, smtp_url: &str, extra: &[String]) -> authd::config::Settings {
     let defaults = [
         ("--database-url", database_url),
         ("--grpc-addr", "127.0.0.1:0"),
@@ -279,7 +279,7 @@ fn settings(database_url: &str, smtp_url: &str, extra: &[String]) -> authd::conf
         .command
     {
         Command::Serve(settings) => *settings,
-        Command::Migrate(_) => unreachable!(),
+        _ => unreachable!(),
     }
 }
 

@@ -15,4 +15,5 @@ mod mail;
 mod races;
 mod refresh;
 mod server;
+mod tls;
 mod tokens;
