@@ -4,7 +4,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
-use std::{net::SocketAddr, num::NonZeroUsize, time::Duration};
+use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf, time::Duration};
 
 /// Command line of the `authd` binary.
 #[derive(Debug, Parser)]
@@ -132,6 +132,8 @@ pub struct Settings {
     #[command(flatten)]
     pub limits: LimitSettings,
     #[command(flatten)]
+    pub tls: TlsSettings,
+    #[command(flatten)]
     pub introspect: IntrospectSettings,
 
     /// Log lines as `text` or `json`.
@@ -198,6 +200,28 @@ pub struct LimitSettings {
     /// Window of both limits.
     #[arg(long, env = "AUTHD_LIMIT_WINDOW", default_value = "15m", value_parser = parse_duration)]
     pub window: Duration,
+}
+
+/// TLS on the gRPC port. The files are re-read while authd runs, so a renewed certificate is
+/// served to new connections without a restart. The HTTP side port stays plain.
+#[derive(Debug, Clone, Args)]
+pub struct TlsSettings {
+    /// PEM certificate chain of the gRPC port; with AUTHD_TLS_KEY it turns TLS on.
+    #[arg(long, env = "AUTHD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "AUTHD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): clients must present a certificate signed by one (mTLS), and such
+    /// a client may call Introspect.
+    #[arg(long, env = "AUTHD_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// How often the TLS files are checked for changes; 0 turns reloading off.
+    #[arg(long, env = "AUTHD_TLS_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub tls_reload_interval: Duration,
+    /// Time a client gets to complete the TLS handshake before its connection is closed.
+    #[arg(long, env = "AUTHD_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
 }
 
 /// Who may call Introspect.

@@ -8,6 +8,7 @@ use crate::crypto::keys::{KeyRing, KeySet, StoredKey};
 use crate::crypto::password::PasswordHasher;
 use crate::domain::PasswordPolicy;
 use crate::grpc::client_auth::{self, ClientAuth};
+use crate::grpc::tls::GrpcTls;
 use crate::grpc::{AuthGrpc, MetricsLayer, pb};
 use crate::mail::{MailComposer, OutboxWorker, Transport};
 use crate::metrics::Metrics;
@@ -36,6 +37,8 @@ pub struct Application {
     metrics: Arc<Metrics>,
     outbox: OutboxWorker,
     grpc_listener: TcpListener,
+    /// TLS for the gRPC port, when configured.
+    grpc_tls: Option<GrpcTls>,
     introspect_callers: Arc<ClientAuth>,
     http_listener: TcpListener,
 }
@@ -43,10 +46,16 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         // Settings errors before the database is touched.
-        let introspect_callers = Arc::new(ClientAuth::from_settings(&settings.introspect, false)?);
-        for warning in
-            client_auth::exposure_warnings(settings.grpc_addr, &introspect_callers, false)
-        {
+        let grpc_tls = GrpcTls::from_settings(&settings.tls)?;
+        let introspect_callers = Arc::new(ClientAuth::from_settings(
+            &settings.introspect,
+            grpc_tls.as_ref().is_some_and(GrpcTls::is_mutual),
+        )?);
+        for warning in client_auth::exposure_warnings(
+            settings.grpc_addr,
+            &introspect_callers,
+            grpc_tls.is_some(),
+        ) {
             tracing::warn!("{warning}");
         }
         let store = connect(&settings.database).await?;
@@ -110,6 +119,7 @@ impl Application {
             metrics,
             outbox,
             grpc_listener,
+            grpc_tls,
             introspect_callers,
             http_listener,
         })
@@ -169,11 +179,17 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(auth)
-            .serve_with_incoming_shutdown(
+            .add_service(auth);
+        let grpc_stopped = stopped(stop_rx.clone());
+        let grpc_task = match self.grpc_tls {
+            None => tokio::spawn(grpc.serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.grpc_listener),
-                stopped(stop_rx.clone()),
-            );
+                grpc_stopped,
+            )),
+            Some(tls) => tokio::spawn(
+                grpc.serve_with_incoming_shutdown(tls.incoming(self.grpc_listener), grpc_stopped),
+            ),
+        };
         let http = axum::serve(
             self.http_listener,
             crate::http::router(
@@ -184,7 +200,6 @@ impl Application {
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()));
         let http_task = tokio::spawn(async move { http.await });
-        let grpc_task = tokio::spawn(grpc);
         let outbox_task = tokio::spawn(self.outbox.run(stop_rx));
         tracing::info!(%grpc_addr, %http_addr, database = self.store.backend_name(), "authd serving");
 

@@ -129,9 +129,12 @@ impl TestApp {
         let task = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        let client = AuthServiceClient::connect(format!("http://{grpc_addr}"))
-            .await
-            .expect("gRPC connect");
+        // Lazy: a test that turns TLS on talks to the port with a client of its own.
+        let client = AuthServiceClient::new(
+            tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
+                .expect("gRPC address")
+                .connect_lazy(),
+        );
         Self {
             client,
             grpc_addr,
