@@ -4,7 +4,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
-use std::{net::SocketAddr, num::NonZeroUsize, time::Duration};
+use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf, time::Duration};
 
 /// Command line of the `authd` binary.
 #[derive(Debug, Parser)]
@@ -24,6 +24,18 @@ pub enum Command {
     Serve(Box<Settings>),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseSettings),
+    /// Service credentials for callers of Introspect (AUTHD_INTROSPECT_CLIENTS).
+    #[command(subcommand)]
+    IntrospectClient(IntrospectClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntrospectClientCommand {
+    /// Make a credential: prints a fresh secret, once, and the entry for AUTHD_INTROSPECT_CLIENTS.
+    New {
+        /// Name of the calling service (letters, digits, `.`, `_`, `-`).
+        client_id: String,
+    },
 }
 
 /// Where the database is.
@@ -136,6 +148,10 @@ pub struct Settings {
     pub password: PasswordSettings,
     #[command(flatten)]
     pub throttle: ThrottleSettings,
+    #[command(flatten)]
+    pub tls: TlsSettings,
+    #[command(flatten)]
+    pub introspect: IntrospectSettings,
 
     /// Log lines as `text` or `json`.
     #[arg(long, env = "AUTHD_LOG_FORMAT", default_value = "text")]
@@ -266,6 +282,38 @@ pub struct ThrottleSettings {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<String>,
+}
+
+/// TLS on the gRPC port. The files are re-read while authd runs, so a renewed certificate is
+/// served to new connections without a restart. The HTTP side port stays plain.
+#[derive(Debug, Clone, Args)]
+pub struct TlsSettings {
+    /// PEM certificate chain of the gRPC port; with AUTHD_TLS_KEY it turns TLS on.
+    #[arg(long, env = "AUTHD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "AUTHD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): clients must present a certificate signed by one (mTLS), and such
+    /// a client may call Introspect.
+    #[arg(long, env = "AUTHD_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// How often the TLS files are checked for changes; 0 turns reloading off.
+    #[arg(long, env = "AUTHD_TLS_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub tls_reload_interval: Duration,
+    /// Time a client gets to complete the TLS handshake before its connection is closed.
+    #[arg(long, env = "AUTHD_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
+}
+
+/// Who may call Introspect.
+#[derive(Debug, Clone, Args)]
+pub struct IntrospectSettings {
+    /// Service credentials allowed to call Introspect, comma-separated `client_id:sha256-hex`
+    /// entries made by `authd introspect-client new ID`. Unset (and no AUTHD_TLS_CLIENT_CA):
+    /// Introspect is open to anyone who reaches the gRPC port.
+    #[arg(long, env = "AUTHD_INTROSPECT_CLIENTS", hide_env_values = true)]
+    pub introspect_clients: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

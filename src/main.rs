@@ -1,6 +1,7 @@
 //! The `authd` binary: parse the command line, hand over to the library.
 
-use authd::config::{Cli, Command, LogFormat};
+use authd::config::{Cli, Command, IntrospectClientCommand, LogFormat};
+use authd::grpc::client_auth;
 use authd::{startup, telemetry};
 use clap::Parser;
 use std::process::ExitCode;
@@ -19,6 +20,9 @@ async fn main() -> ExitCode {
         Command::Migrate(database) => {
             telemetry::init(LogFormat::Text);
             startup::migrate(&database).await
+        }
+        Command::IntrospectClient(IntrospectClientCommand::New { client_id }) => {
+            client_auth::new_credential(&client_id).map(|text| print!("{text}"))
         }
     };
     match result {

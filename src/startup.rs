@@ -7,6 +7,8 @@ use crate::crypto::jwt::AccessTokens;
 use crate::crypto::keys::{KeyRing, KeySet, StoredKey};
 use crate::crypto::password::PasswordHasher;
 use crate::domain::PasswordPolicy;
+use crate::grpc::client_auth::{self, ClientAuth};
+use crate::grpc::tls::GrpcTls;
 use crate::grpc::{AuthGrpc, MetricsLayer, TrustedProxies, pb};
 use crate::mail::{MailComposer, OutboxWorker, Transport};
 use crate::metrics::Metrics;
@@ -40,16 +42,32 @@ pub struct Application {
     audit_writer: AuditWriter,
     cleanup: CleanupJob,
     grpc_listener: TcpListener,
+    /// TLS for the gRPC port, when configured.
+    grpc_tls: Option<GrpcTls>,
+    introspect_callers: Arc<ClientAuth>,
     http_listener: TcpListener,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Settings errors before the database is touched.
         anyhow::ensure!(
             !settings.database.timeout.is_zero(),
             "AUTHD_DATABASE_TIMEOUT must be more than 0s"
         );
         let proxies = TrustedProxies::parse(&settings.throttle.trusted_proxies)?;
+        let grpc_tls = GrpcTls::from_settings(&settings.tls)?;
+        let introspect_callers = Arc::new(ClientAuth::from_settings(
+            &settings.introspect,
+            grpc_tls.as_ref().is_some_and(GrpcTls::is_mutual),
+        )?);
+        for warning in client_auth::exposure_warnings(
+            settings.grpc_addr,
+            &introspect_callers,
+            grpc_tls.is_some(),
+        ) {
+            tracing::warn!("{warning}");
+        }
         let store = connect(&settings.database).await?;
         if !settings.no_migrate {
             store
@@ -124,6 +142,8 @@ impl Application {
             audit_writer,
             cleanup,
             grpc_listener,
+            grpc_tls,
+            introspect_callers,
             http_listener,
         })
     }
@@ -172,6 +192,7 @@ impl Application {
         let auth = pb::auth_service_server::AuthServiceServer::new(AuthGrpc::new(
             Arc::clone(&self.service),
             self.proxies.clone(),
+            Arc::clone(&self.introspect_callers),
         ));
 
         let grpc_addr = self.grpc_addr();
@@ -182,11 +203,17 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(auth)
-            .serve_with_incoming_shutdown(
+            .add_service(auth);
+        let grpc_stopped = stopped(stop_rx.clone());
+        let grpc_task = match self.grpc_tls {
+            None => tokio::spawn(grpc.serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.grpc_listener),
-                stopped(stop_rx.clone()),
-            );
+                grpc_stopped,
+            )),
+            Some(tls) => tokio::spawn(
+                grpc.serve_with_incoming_shutdown(tls.incoming(self.grpc_listener), grpc_stopped),
+            ),
+        };
         let http = axum::serve(
             self.http_listener,
             crate::http::router(
@@ -196,7 +223,6 @@ impl Application {
             ),
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()));
-        let grpc_task = tokio::spawn(grpc);
         let http_task = tokio::spawn(async move { http.await });
         let outbox_task = tokio::spawn(self.outbox.run(stop_rx.clone()));
         let cleanup_task = tokio::spawn(self.cleanup.run(stop_rx.clone()));

@@ -1,6 +1,7 @@
 //! `auth.v1.AuthService` handlers.
 
 use super::client::TrustedProxies;
+use super::client_auth::ClientAuth;
 use super::pb::{self, auth_service_server::AuthService as AuthServiceRpc};
 use crate::service::{AuthService, Introspection, TokenPair, UserView};
 use std::sync::Arc;
@@ -12,11 +13,21 @@ const TOKEN_TYPE: &str = "Bearer";
 pub struct AuthGrpc {
     service: Arc<AuthService>,
     proxies: TrustedProxies,
+    /// Who may call Introspect.
+    introspect_callers: Arc<ClientAuth>,
 }
 
 impl AuthGrpc {
-    pub fn new(service: Arc<AuthService>, proxies: TrustedProxies) -> Self {
-        Self { service, proxies }
+    pub fn new(
+        service: Arc<AuthService>,
+        proxies: TrustedProxies,
+        introspect_callers: Arc<ClientAuth>,
+    ) -> Self {
+        Self {
+            service,
+            proxies,
+            introspect_callers,
+        }
     }
 }
 
@@ -113,6 +124,8 @@ impl AuthServiceRpc for AuthGrpc {
         &self,
         request: Request<pb::IntrospectRequest>,
     ) -> Reply<pb::IntrospectResponse> {
+        // A bad token is an answer (active=false); a caller that is not let in is an error.
+        self.introspect_callers.authorize_grpc(&request)?;
         let answer = match self.service.introspect(&request.into_inner().token).await? {
             Introspection::Inactive => pb::IntrospectResponse::default(),
             Introspection::Active(c) => pb::IntrospectResponse {

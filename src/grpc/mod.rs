@@ -1,10 +1,13 @@
 //! The gRPC face of authd: thin handlers that turn requests into use-case calls, the one mapping
-//! from `AuthError` to `tonic::Status`, and a layer that counts calls for `/metrics`.
+//! from `AuthError` to `tonic::Status`, a layer that counts calls for `/metrics`, who may call
+//! Introspect, and TLS for the port.
 
 mod auth;
 mod client;
+pub mod client_auth;
 mod layer;
 mod status;
+pub mod tls;
 
 pub use auth::AuthGrpc;
 pub use client::TrustedProxies;

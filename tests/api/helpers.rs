@@ -131,9 +131,12 @@ impl TestApp {
         let task = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        let client = AuthServiceClient::connect(format!("http://{grpc_addr}"))
-            .await
-            .expect("gRPC connect");
+        // Lazy: a test that turns TLS on talks to the port with a client of its own.
+        let client = AuthServiceClient::new(
+            tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
+                .expect("gRPC address")
+                .connect_lazy(),
+        );
         Self {
             client,
             grpc_addr,
@@ -258,7 +261,7 @@ impl TestApp {
     }
 }
 
-fn settings(database_url: &str, smtp_url: &str, extra: &[String]) -> authd::config::Settings {
+pub fn settings(database_url: &str, smtp_url: &str, extra: &[String]) -> authd::config::Settings {
     let defaults = [
         ("--database-url", database_url),
         ("--grpc-addr", "127.0.0.1:0"),
@@ -286,7 +289,7 @@ fn settings(database_url: &str, smtp_url: &str, extra: &[String]) -> authd::conf
         .command
     {
         Command::Serve(settings) => *settings,
-        Command::Migrate(_) => unreachable!(),
+        _ => unreachable!(),
     }
 }
 

@@ -18,4 +18,5 @@ mod races;
 mod refresh;
 mod server;
 mod throttle;
+mod tls;
 mod tokens;
