@@ -44,8 +44,6 @@ async fn main() -> anyhow::Result<()> {
         "127.0.0.1:0",
         "--require-verified-email",
         "false",
-        "--login-max-failures",
-        "0",
     ];
     let Command::Serve(settings) = Cli::try_parse_from(args)?.command else {
         anyhow::bail!("not a serve command");

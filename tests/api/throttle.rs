@@ -239,7 +239,7 @@ async fn logins_cancelled_before_their_hash_ran_are_not_counted() {
         "--argon2-memory-kib",
         "65536",
         "--argon2-iterations",
-        "8",
+        "16",
     ]);
     let mut app = TestApp::spawn_with(&flags).await;
     app.signup_verified_login("queued@example.com").await;
@@ -257,32 +257,8 @@ async fn logins_cancelled_before_their_hash_ran_are_not_counted() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(30)).await;
-    // … while twelve guesses queue behind it and are cancelled by their callers.
-    let attacker = "203.0.113.70";
-    let mut cancelled = tokio::task::JoinSet::new();
-    for i in 0..12 {
-        let client = app.client.clone();
-        cancelled.spawn(async move {
-            let guess = pb::LoginRequest {
-                email: "queued@example.com".into(),
-                password: format!("guess {i} wrong"),
-            };
-            let mut client = client;
-            let call = client.login(from(attacker, guess));
-            tokio::time::timeout(Duration::from_millis(5), call)
-                .await
-                .is_err()
-        });
-    }
-    let timed_out = cancelled.join_all().await;
-    assert!(
-        timed_out.iter().all(|t| *t),
-        "all twelve were cancelled: {timed_out:?}"
-    );
-    busy.await.unwrap().expect("the owner's login finishes");
-    // The guesses reached the throttle (their client's counter exists) and the take-backs are
-    // written soon after the calls are gone, so none of them counts.
+    // … while twelve guesses queue behind it; once the throttle has counted them (they are
+    // waiting for the hash slot), their callers cancel them.
     let db = app.db.connect().await;
     let pair_count = |sql: &'static str| {
         let db = db.clone();
@@ -300,12 +276,39 @@ async fn logins_cancelled_before_their_hash_ran_are_not_counted() {
     };
     const SUM: &str = "SELECT CAST(COALESCE(SUM(failures), 0) AS BIGINT) AS n FROM throttles \
                        WHERE scope = 'login.pair'";
-    const ROWS: &str = "SELECT COUNT(*) AS n FROM throttles WHERE scope = 'login.pair'";
-    assert_eq!(
-        pair_count(ROWS).await,
-        1,
-        "the cancelled guesses were counted, then taken back"
+    let attacker = "203.0.113.70";
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let mut client = app.client.clone();
+        guesses.spawn(async move {
+            let guess = pb::LoginRequest {
+                email: "queued@example.com".into(),
+                password: format!("guess {i} wrong"),
+            };
+            client.login(from(attacker, guess)).await
+        });
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while pair_count(SUM).await < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the guesses were never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !busy.is_finished(),
+        "the hash slot is still taken: no guess has hashed"
     );
+    guesses.abort_all();
+    while let Some(cancelled) = guesses.join_next().await {
+        // A guess refused at once (over its free tries) answered before the cancel.
+        if let Ok(answer) = cancelled {
+            assert_eq!(code(answer), Code::ResourceExhausted);
+        }
+    }
+    busy.await.unwrap().expect("the owner's login finishes");
+    // The take-backs are written soon after the calls are gone, so none of them counts.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let counted = pair_count(SUM).await;
