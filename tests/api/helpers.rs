@@ -35,6 +35,16 @@ impl TestDb {
         }
     }
 
+    /// Whether `TestDb::new` makes PostgreSQL databases (the suite's PostgreSQL pass).
+    pub fn new_is_postgres() -> bool {
+        std::env::var("AUTHD_TEST_DATABASE").as_deref() == Ok("postgres")
+    }
+
+    /// A database someone else keeps (a PostgreSQL server the test runs itself).
+    pub fn at(url: String) -> Self {
+        Self { url, _dir: None }
+    }
+
     /// The same database for a second server (a replica); the first handle keeps it alive.
     pub fn share(&self) -> Self {
         Self {

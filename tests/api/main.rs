@@ -13,6 +13,7 @@ mod abuse;
 mod bad_input;
 mod flows;
 mod mail;
+mod outage;
 mod passwords;
 mod races;
 mod refresh;
