@@ -63,7 +63,7 @@ impl AuthService {
         let session_id = SessionId::new();
         let refresh = IssuedToken::generate()?;
         let expires_at = self.session_expiry(now, now);
-        let new_session = NewSession {
+        let new_session = || NewSession {
             id: session_id,
             user_id: UserId(user.id),
             now,
@@ -73,11 +73,33 @@ impl AuthService {
         };
         let started = self
             .store
-            .start_session(new_session, &refresh.digest, &user.password_hash)
+            .start_session(new_session(), &refresh.digest, &user.password_hash)
             .await?;
         if !started {
-            // The password changed between the check and now: the old one no longer logs in.
-            return Err(AuthError::InvalidCredentials);
+            // The hash changed since it was checked: a reset (then the old password no longer
+            // logs in) or an upgrade by a concurrent login of the same password. Check the
+            // password once more against the hash there is now.
+            let current = self.store.user_by_id(UserId(user.id)).await?;
+            let still = match &current {
+                Some(current) => {
+                    self.hasher
+                        .verify(&password, Some(&current.password_hash), &Default::default())
+                        .await?
+                        .matches
+                }
+                None => false,
+            };
+            let restarted = match (&current, still) {
+                (Some(current), true) => {
+                    self.store
+                        .start_session(new_session(), &refresh.digest, &current.password_hash)
+                        .await?
+                }
+                _ => false,
+            };
+            if !restarted {
+                return Err(AuthError::InvalidCredentials);
+            }
         }
         self.audit(
             AuditEvent::new(AuditKind::LoginSucceeded, &client)
