@@ -350,6 +350,19 @@ pub async fn insert_user_with_hash(
     id
 }
 
+/// The password hash stored for `email`.
+pub async fn stored_hash(app: &TestApp, email: &str) -> String {
+    use authd::store::entity::user;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .one(&app.db.connect().await)
+        .await
+        .unwrap()
+        .expect("user row")
+        .password_hash
+}
+
 /// A plain HTTP/1.1 GET, enough for the side port's small answers.
 pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
     let mut stream = tokio::net::TcpStream::connect(addr)

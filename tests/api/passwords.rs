@@ -5,8 +5,6 @@
 
 use crate::helpers::{MAIL_WAIT, PASSWORD, TestApp, code, insert_user_with_hash};
 use authd::pb;
-use authd::store::entity::user;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tonic::{Code, Status};
@@ -47,16 +45,6 @@ fn refusal<T: std::fmt::Debug>(result: Result<T, Status>, field: &str, password:
         );
     }
     violation.description.clone()
-}
-
-async fn stored_hash(app: &TestApp, email: &str) -> String {
-    user::Entity::find()
-        .filter(user::Column::Email.eq(email))
-        .one(&app.db.connect().await)
-        .await
-        .unwrap()
-        .expect("user row")
-        .password_hash
 }
 
 /// A hash as authd made them before it normalized passwords: of the bytes as typed, with the
@@ -256,7 +244,7 @@ async fn a_hash_made_before_normalization_logs_in_and_is_rehashed() {
         Code::Unauthenticated,
         "the old hash is of the decomposed bytes only"
     );
-    assert_eq!(stored_hash(&app, email).await, legacy);
+    assert_eq!(crate::helpers::stored_hash(&app, email).await, legacy);
 
     // Several logins at once with the form the hash was made from. One upgrade wins; a login
     // that verified the old hash and starts its session after that upgrade checks the password
@@ -278,7 +266,7 @@ async fn a_hash_made_before_normalization_logs_in_and_is_rehashed() {
             .unwrap()
             .expect("a login racing the upgrade still logs in");
     }
-    let rehashed = stored_hash(&app, email).await;
+    let rehashed = crate::helpers::stored_hash(&app, email).await;
     assert_ne!(rehashed, legacy, "rehashed from the normalized form");
     assert!(rehashed.starts_with("$argon2id$"), "{rehashed}");
     app.login(email, NFC)
@@ -286,7 +274,7 @@ async fn a_hash_made_before_normalization_logs_in_and_is_rehashed() {
         .expect("after the rehash, the composed form logs in too");
     app.login(email, NFD).await.expect("and the decomposed one");
     assert_eq!(
-        stored_hash(&app, email).await,
+        crate::helpers::stored_hash(&app, email).await,
         rehashed,
         "no rehash once current"
     );
@@ -314,14 +302,14 @@ async fn bcrypt_never_lets_in_more_than_the_72_bytes_it_reads() {
         );
         assert!(started.elapsed() < Duration::from_secs(5), "does not hang");
         assert_eq!(
-            stored_hash(&app, email).await,
+            crate::helpers::stored_hash(&app, email).await,
             imported,
             "a refused login never upgrades the hash"
         );
     }
     let tokens = app.login(email, BYTES_72).await.expect("72 bytes exactly");
     assert!(tokens.user.is_some());
-    let upgraded = stored_hash(&app, email).await;
+    let upgraded = crate::helpers::stored_hash(&app, email).await;
     assert!(upgraded.starts_with("$argon2id$"), "{upgraded}");
     assert_eq!(
         code(app.login(email, &format!("{BYTES_72}!")).await),
@@ -359,7 +347,11 @@ async fn with_bcrypt_configured_long_inputs_neither_log_in_nor_get_hashed() {
     while let Some(call) = calls.join_next().await {
         assert_eq!(code(call.unwrap()), Code::Unauthenticated);
     }
-    assert_eq!(stored_hash(&app, email).await, weak, "never upgraded");
+    assert_eq!(
+        crate::helpers::stored_hash(&app, email).await,
+        weak,
+        "never upgraded"
+    );
     app.login(email, BYTES_72).await.expect("72 bytes exactly");
 }
 

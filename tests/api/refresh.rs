@@ -3,7 +3,7 @@
 
 use crate::helpers::{PASSWORD, TestApp, code};
 use authd::pb::{self, TokenResponse};
-use authd::store::entity::{refresh_token, user};
+use authd::store::entity::refresh_token;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -206,16 +206,6 @@ async fn import_bcrypt_user(app: &TestApp, email: &str, password: &str) -> uuid:
     crate::helpers::insert_user_with_hash(app, email, hash).await
 }
 
-async fn stored_hash(app: &TestApp, email: &str) -> String {
-    user::Entity::find()
-        .filter(user::Column::Email.eq(email))
-        .one(&app.db.connect().await)
-        .await
-        .unwrap()
-        .expect("user row")
-        .password_hash
-}
-
 #[tokio::test]
 async fn imported_bcrypt_hashes_log_in_and_are_upgraded_to_argon2id() {
     let mut app = TestApp::spawn().await;
@@ -226,14 +216,14 @@ async fn imported_bcrypt_hashes_log_in_and_are_upgraded_to_argon2id() {
         .await
         .expect("a bcrypt hash from Node.js verifies");
     assert_eq!(tokens.user.unwrap().id, id.to_string());
-    let upgraded = stored_hash(&app, "node@example.com").await;
+    let upgraded = crate::helpers::stored_hash(&app, "node@example.com").await;
     assert!(upgraded.starts_with("$argon2id$"), "{upgraded}");
 
     app.login("node@example.com", "node js password")
         .await
         .expect("the upgraded hash verifies");
     assert_eq!(
-        stored_hash(&app, "node@example.com").await,
+        crate::helpers::stored_hash(&app, "node@example.com").await,
         upgraded,
         "no rehash once current"
     );
@@ -247,7 +237,7 @@ async fn imported_bcrypt_hashes_log_in_and_are_upgraded_to_argon2id() {
 async fn with_bcrypt_configured_new_hashes_are_bcrypt() {
     let mut app = TestApp::spawn_with(&["--password-hash", "bcrypt"]).await;
     app.signup_verified_login("bcrypt@example.com").await;
-    let hash = stored_hash(&app, "bcrypt@example.com").await;
+    let hash = crate::helpers::stored_hash(&app, "bcrypt@example.com").await;
     assert!(hash.starts_with("$2b$04$"), "{hash}");
     assert_eq!(
         code(app.login("bcrypt@example.com", "not the password").await),
