@@ -12,6 +12,7 @@ mod smtp;
 mod bad_input;
 mod flows;
 mod mail;
+mod memory;
 mod races;
 mod refresh;
 mod server;
