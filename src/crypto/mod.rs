@@ -1,5 +1,6 @@
 //! Cryptography: password hashing, opaque tokens, signing keys and access tokens.
 
+pub mod hash_pool;
 pub mod jwt;
 pub mod keys;
 pub mod password;

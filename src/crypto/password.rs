@@ -1,19 +1,18 @@
 //! Password hashing: argon2id by default, bcrypt for teams that need it or import it.
 //!
 //! Hashing is slow on purpose, so it never runs on the async workers: every hash or verify goes to
-//! the blocking pool, and a semaphore bounds how many run at once so a burst of logins queues
-//! instead of starving the machine. A login for an unknown email verifies against a dummy hash so
-//! that it costs the same as a wrong password.
+//! a fixed set of hashing threads ([`super::hash_pool`]), one per hash allowed at once, so a burst
+//! of logins queues instead of starving the machine, and argon2's memory is reused instead of
+//! allocated per hash. A login for an unknown email verifies against a dummy hash so that it costs
+//! the same as a wrong password.
 
+use super::hash_pool::{self, HashPool};
 use crate::config::{HashAlgorithm, PasswordSettings};
 use crate::domain::Password;
-use anyhow::Context;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::Semaphore;
-use tracing::Instrument;
 
 /// What checking a password against a stored hash found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,18 +38,20 @@ impl HashStarted {
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
+    pool: Arc<HashPool>,
 }
 
+#[derive(Clone)]
 struct Inner {
     algorithm: HashAlgorithm,
     argon2_params: Params,
     bcrypt_cost: u32,
-    permits: Arc<Semaphore>,
     dummy_hash: String,
 }
 
 impl PasswordHasher {
-    /// Checks the settings and prepares the dummy hash (one hash at start-up).
+    /// Checks the settings, starts the hashing threads and prepares the dummy hash (one hash at
+    /// start-up, which this waits for).
     pub fn new(settings: &PasswordSettings) -> anyhow::Result<Self> {
         let argon2_params = Params::new(
             settings.argon2_memory_kib,
@@ -59,16 +60,23 @@ impl PasswordHasher {
             None,
         )
         .map_err(|e| anyhow::anyhow!("invalid argon2 settings (AUTHD_ARGON2_*): {e}"))?;
+        let pool = Arc::new(HashPool::new(
+            settings.max_concurrent_hashes(),
+            argon2_params.block_count(),
+            hash_pool::IDLE_RELEASE,
+        )?);
         let mut inner = Inner {
             algorithm: settings.algorithm,
             argon2_params,
             bcrypt_cost: settings.bcrypt_cost,
-            permits: Arc::new(Semaphore::new(settings.max_concurrent_hashes())),
             dummy_hash: String::new(),
         };
-        inner.dummy_hash = inner.hash("authd dummy password: never matches a real login")?;
+        let first = inner.clone();
+        inner.dummy_hash =
+            pool.run_now(move || first.hash("authd dummy password: never matches a real login"))?;
         Ok(Self {
             inner: Arc::new(inner),
+            pool,
         })
     }
 
@@ -113,25 +121,21 @@ impl PasswordHasher {
         T: Send + 'static,
         F: FnOnce(&Inner) -> anyhow::Result<T> + Send + 'static,
     {
-        // The permit moves into the blocking task: if the caller goes away (a cancelled call),
-        // the hash still runs to the end, and the bound must hold until it has.
-        let permit = Arc::clone(&self.inner.permits)
-            .acquire_owned()
-            .await
-            .context("password hasher is shut down")?;
         let inner = Arc::clone(&self.inner);
-        let span = tracing::Span::current();
-        // A blocking task runs to its end once spawned, whether or not anyone awaits it.
-        if let Some(started) = started {
-            started.0.store(true, Ordering::Release);
-        }
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            span.in_scope(|| work(&inner))
-        })
-        .instrument(tracing::debug_span!("password_hash"))
-        .await
-        .context("password hashing task failed")?
+        // A child of the caller's span, entered on the hashing thread.
+        let span = tracing::debug_span!("password_hash");
+        // The pool keeps the slot taken until the hash ends, even if the caller goes away (a
+        // cancelled call), so the bound holds; a caller that goes away while waiting runs nothing.
+        self.pool
+            .run(
+                move || span.in_scope(|| work(&inner)),
+                || {
+                    if let Some(started) = started {
+                        started.0.store(true, Ordering::Release);
+                    }
+                },
+            )
+            .await
     }
 }
 
@@ -151,10 +155,18 @@ impl Inner {
                 getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
                 let salt = SaltString::encode_b64(&salt)
                     .map_err(|e| anyhow::anyhow!("cannot encode salt: {e}"))?;
-                self.argon2()
-                    .hash_password(password.as_bytes(), &salt)
-                    .map(|hash| hash.to_string())
-                    .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))
+                let params = &self.argon2_params;
+                let output = argon2_output(&self.argon2(), params, password, salt.as_salt())?
+                    .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))?;
+                let phc = PasswordHash {
+                    algorithm: Algorithm::Argon2id.ident(),
+                    version: Some(Version::V0x13.into()),
+                    params: ParamsString::try_from(params)
+                        .map_err(|e| anyhow::anyhow!("cannot encode argon2 params: {e}"))?,
+                    salt: Some(salt.as_salt()),
+                    hash: Some(output),
+                };
+                Ok(phc.to_string())
             }
             // bcrypt reads at most 72 bytes, like the Node.js libraries whose hashes it imports.
             HashAlgorithm::Bcrypt => bcrypt::hash(password, self.bcrypt_cost)
@@ -198,10 +210,7 @@ impl Inner {
         }
         let parsed = PasswordHash::new(stored)
             .map_err(|e| anyhow::anyhow!("stored password hash is unreadable: {e}"))?;
-        let matches = self
-            .argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let matches = argon2_matches(password, &parsed)?;
         let same_cost = parsed.algorithm.as_str() == "argon2id"
             && Params::try_from(&parsed).is_ok_and(|p| {
                 p.m_cost() == self.argon2_params.m_cost()
@@ -218,6 +227,51 @@ impl Inner {
 
 /// The most bytes bcrypt reads; it ignores the rest.
 const BCRYPT_MAX_BYTES: usize = 72;
+
+/// Whether `password` gives the output `parsed` holds, computed with that hash's own algorithm,
+/// version, cost and salt (a stored hash may predate the configured cost) and compared in constant
+/// time. A hash that argon2 cannot compute (no salt, unknown variant) matches nothing.
+fn argon2_matches(password: &str, parsed: &PasswordHash<'_>) -> anyhow::Result<bool> {
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Ok(false);
+    };
+    let version = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from);
+    let (Ok(algorithm), Ok(version), Ok(params)) = (
+        Algorithm::try_from(parsed.algorithm),
+        version,
+        Params::try_from(parsed),
+    ) else {
+        return Ok(false);
+    };
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    // `Output` compares in constant time.
+    Ok(argon2_output(&argon2, &params, password, salt)?.is_ok_and(|computed| computed == expected))
+}
+
+/// Computes an argon2 output in the hashing thread's reusable memory. The outer error is about
+/// memory (a cost over the cap, allocation); the inner one is argon2 refusing its inputs.
+fn argon2_output(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &str,
+    salt: Salt<'_>,
+) -> anyhow::Result<argon2::password_hash::Result<Output>> {
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let salt = match salt.decode_b64(&mut salt_bytes) {
+        Ok(salt) => salt,
+        Err(e) => return Ok(Err(e)),
+    };
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    hash_pool::with_blocks(params.block_count(), |blocks| {
+        Output::init_with(len, |out| {
+            argon2
+                .hash_password_into_with_memory(password.as_bytes(), salt, out, blocks)
+                .map_err(Into::into)
+        })
+    })
+}
 
 fn is_bcrypt(stored: &str) -> bool {
     ["$2a$", "$2b$", "$2x$", "$2y$"]
@@ -359,24 +413,231 @@ mod tests {
             let hasher = hasher.clone();
             tokio::spawn(async move { hasher.hash(&password("correct horse")).await })
         };
-        while hasher.inner.permits.available_permits() == 1 {
+        while hasher.pool.available() == 1 {
             tokio::task::yield_now().await;
         }
         busy.abort(); // the caller goes away mid-hash
         let _ = busy.await;
         assert_eq!(
-            hasher.inner.permits.available_permits(),
+            hasher.pool.available(),
             0,
             "the hash still runs, so its permit must still be taken"
         );
         let free = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-            while hasher.inner.permits.available_permits() == 0 {
+            while hasher.pool.available() == 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
         });
         assert!(
             free.await.is_ok(),
             "the permit comes back when the hash ends"
+        );
+        Ok(())
+    }
+
+    /// A hasher with one thread and a hash slow enough (32 MiB, t=6) to queue behind.
+    fn one_slow_thread() -> anyhow::Result<PasswordHasher> {
+        let mut slow = settings(HashAlgorithm::Argon2id);
+        slow.argon2_memory_kib = 32 * 1024;
+        slow.argon2_iterations = 6;
+        PasswordHasher::new(&PasswordSettings {
+            max_concurrent_hashes: std::num::NonZeroUsize::new(1),
+            ..slow
+        })
+    }
+
+    async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting until {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caller_dropped_while_queued_is_not_started_and_its_hash_never_runs()
+    -> anyhow::Result<()> {
+        let hasher = one_slow_thread()?;
+        let stored = hasher.hash(&password("correct horse")).await?;
+        let before = hasher.pool.finished();
+        let busy = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.hash(&password("correct horse")).await })
+        };
+        wait_until("the busy hash holds the only thread", || {
+            hasher.pool.available() == 0
+        })
+        .await;
+        let queued_started = HashStarted::default();
+        let queued = {
+            let (hasher, started, stored) =
+                (hasher.clone(), queued_started.clone(), stored.clone());
+            tokio::spawn(async move {
+                hasher
+                    .verify(&password("a wrong guess"), Some(&stored), &started)
+                    .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!queued_started.get(), "still waiting for the thread");
+        queued.abort(); // the caller goes away while queued
+        let _ = queued.await;
+        busy.await??;
+        wait_until("the thread is free", || hasher.pool.available() == 1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(hasher.pool.finished(), before + 1, "only the busy hash ran");
+        assert!(!queued_started.get());
+
+        // The same call, not dropped, does get started.
+        let started = HashStarted::default();
+        hasher
+            .verify(&password("a wrong guess"), Some(&stored), &started)
+            .await?;
+        assert!(started.get());
+        assert_eq!(hasher.pool.finished(), before + 2);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_caller_dropped_mid_hash_is_started_and_its_hash_runs_to_its_end()
+    -> anyhow::Result<()> {
+        let hasher = one_slow_thread()?;
+        let stored = hasher.hash(&password("correct horse")).await?;
+        let before = hasher.pool.finished();
+        let started = HashStarted::default();
+        let call = {
+            let (hasher, started) = (hasher.clone(), started.clone());
+            tokio::spawn(async move {
+                hasher
+                    .verify(&password("a wrong guess"), Some(&stored), &started)
+                    .await
+            })
+        };
+        wait_until("the hash is started", || started.get()).await;
+        call.abort(); // the caller goes away mid-hash
+        let _ = call.await;
+        // Until the hash has ended, its slot stays taken. (The slot is read first: a free slot
+        // with the hash still unfinished after it is the bound broken.)
+        wait_until("the hash ends", || {
+            let free = hasher.pool.available() == 1;
+            let ended = hasher.pool.finished() > before;
+            assert!(!free || ended, "the slot came free before the hash ended");
+            ended
+        })
+        .await;
+        wait_until("the slot is free", || hasher.pool.available() == 1).await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn stored_hashes_of_other_variants_versions_and_costs_verify() -> anyhow::Result<()> {
+        use argon2::password_hash::PasswordHasher as _;
+        let hasher = PasswordHasher::new(&settings(HashAlgorithm::Argon2id))?;
+        let salt =
+            SaltString::encode_b64(b"sixteen byte sal").map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cases = [
+            (
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(256, 1, 1, None),
+            ),
+            (
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(32, 3, 4, Some(64)),
+            ),
+            (
+                Algorithm::Argon2i,
+                Version::V0x10,
+                Params::new(64, 2, 2, Some(24)),
+            ),
+            (
+                Algorithm::Argon2d,
+                Version::V0x13,
+                Params::new(40, 1, 1, None),
+            ),
+        ];
+        for (algorithm, version, params) in cases {
+            let params = params.map_err(|e| anyhow::anyhow!("{e}"))?;
+            // Written by the argon2 crate's own hasher, as an older authd or another app would.
+            let stored = Argon2::new(algorithm, version, params)
+                .hash_password(b"correct horse", &salt)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .to_string();
+            let right = hasher
+                .verify(
+                    &password("correct horse"),
+                    Some(&stored),
+                    &HashStarted::default(),
+                )
+                .await?;
+            assert_eq!(
+                right,
+                Verified {
+                    matches: true,
+                    needs_rehash: true
+                },
+                "{stored}"
+            );
+            let wrong = hasher
+                .verify(
+                    &password("correct horsf"),
+                    Some(&stored),
+                    &HashStarted::default(),
+                )
+                .await?;
+            assert!(!wrong.matches, "{stored}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn new_hashes_verify_with_the_argon2_crate_itself() -> anyhow::Result<()> {
+        use argon2::password_hash::PasswordVerifier as _;
+        let hasher = PasswordHasher::new(&settings(HashAlgorithm::Argon2id))?;
+        let stored = hasher.hash(&password("correct horse")).await?;
+        let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("{e}"))?;
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horsf", &parsed)
+                .is_err()
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_stored_hash_of_a_huge_cost_is_refused_not_allocated() -> anyhow::Result<()> {
+        let hasher = PasswordHasher::new(&settings(HashAlgorithm::Argon2id))?;
+        // 1 GiB (m is in KiB) per verification, on every hashing thread at once: refused.
+        let stored = "$argon2id$v=19$m=1048576,t=1,p=1$c2l4dGVlbiBieXRlIHNhbA$\
+                      AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let verified = hasher
+            .verify(
+                &password("correct horse"),
+                Some(stored),
+                &HashStarted::default(),
+            )
+            .await;
+        assert!(verified.is_err(), "{verified:?}");
+        // The thread is still there for the next login.
+        let fine = hasher.hash(&password("correct horse")).await?;
+        assert!(
+            hasher
+                .verify(
+                    &password("correct horse"),
+                    Some(&fine),
+                    &HashStarted::default()
+                )
+                .await?
+                .matches
         );
         Ok(())
     }

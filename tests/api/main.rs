@@ -13,6 +13,7 @@ mod abuse;
 mod bad_input;
 mod flows;
 mod mail;
+mod memory;
 mod outage;
 mod passwords;
 mod races;
