@@ -158,7 +158,7 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(auth)
+            .add_service(crate::grpc::codec::FramingErrors::new(auth))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.grpc_listener),
                 stopped(stop_rx.clone()),

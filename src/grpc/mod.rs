@@ -2,6 +2,7 @@
 //! from `AuthError` to `tonic::Status`, and a layer that counts calls for `/metrics`.
 
 mod auth;
+pub mod codec;
 mod layer;
 mod status;
 

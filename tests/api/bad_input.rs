@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+mod wire;
+
 /// Asserts INVALID_ARGUMENT with BadRequest details and returns the violated fields, sorted.
 fn violations<T>(result: Result<T, Status>) -> Vec<String> {
     let status = match result {
