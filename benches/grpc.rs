@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
         .signup(SignupRequest {
             email: EMAIL.into(),
             password: PASSWORD.into(),
-            name: String::new(),
+            name: "Test User".into(),
         })
         .await?;
     let login = || LoginRequest {
