@@ -1,6 +1,11 @@
 //! Compiles `proto/` into Rust with protox (a pure-Rust protobuf compiler), so building authd
 //! needs no system `protoc`. The encoded descriptor set is written next to the generated code for
 //! gRPC server reflection.
+//!
+//! The AuthService server and client use authd's own codec (`src/grpc/codec.rs`): prost's
+//! encoding, and a decoder that answers a request that does not decode with INVALID_ARGUMENT.
+//! Messages know their protobuf names (`prost::Name`), so that answer can say which message it
+//! expected.
 
 use prost::Message;
 use std::{env, fs, path::PathBuf};
@@ -10,9 +15,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(["auth/v1/auth.proto"], ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out_dir.join("auth_descriptor.bin"), fds.encode_to_vec())?;
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_fds(fds)?;
+        .codec_path("crate::grpc::codec::ProtoCodec")
+        .compile_fds_with_config(fds, config)?;
     Ok(())
 }

@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         .signup(SignupRequest {
             email: EMAIL.into(),
             password: PASSWORD.into(),
-            name: String::new(),
+            name: "Test User".into(),
         })
         .await?;
     let login = || LoginRequest {

@@ -203,7 +203,7 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(auth);
+            .add_service(crate::grpc::codec::FramingErrors::new(auth));
         let grpc_stopped = stopped(stop_rx.clone());
         let grpc_task = match self.grpc_tls {
             None => tokio::spawn(grpc.serve_with_incoming_shutdown(

@@ -5,6 +5,7 @@
 mod auth;
 mod client;
 pub mod client_auth;
+pub mod codec;
 mod layer;
 mod status;
 pub mod tls;

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+mod wire;
+
 /// Asserts INVALID_ARGUMENT with BadRequest details and returns the violated fields, sorted.
 fn violations<T>(result: Result<T, Status>) -> Vec<String> {
     let status = match result {
@@ -145,7 +147,7 @@ async fn password_policy_counts_characters_and_refused_signups_leave_nothing() {
     let introspected = app.introspect(&tokens.access_token).await;
     assert!(introspected.active && !introspected.email_verified);
     app.client
-        .signup(signup("eight@example.com", "dog7cat2", ""))
+        .signup(signup("eight@example.com", "dog7cat2", "Eight"))
         .await
         .expect("8 characters");
     app.smtp
@@ -165,14 +167,47 @@ async fn password_policy_counts_characters_and_refused_signups_leave_nothing() {
 }
 
 #[tokio::test]
+async fn display_names_that_are_blank_or_hide_their_text_are_refused() {
+    let mut app = TestApp::spawn().await;
+    let email = "names@example.com";
+    for bad in [
+        "",
+        "   ",
+        "\t\n",
+        "\u{3000}",            // ideographic space: blank too
+        "Ada\u{202E}nimda",    // right-to-left override: shows as "Adaadmin"
+        "\u{2067}Ada\u{2069}", // right-to-left isolate
+        "Ada\u{200F}",         // right-to-left mark
+        "Ad\u{200B}a",         // zero-width space: looks like "Ada"
+        "\u{FEFF}Ada",         // byte order mark
+        "Ada\u{7}",            // bell
+    ] {
+        let refused = app.client.signup(signup(email, PASSWORD, bad)).await;
+        assert_eq!(violations(refused), ["name"], "for {bad:?}");
+    }
+    // Nothing was kept of them: the address is still free, and the name given is what is stored.
+    let user = app
+        .client
+        .signup(signup(email, PASSWORD, "  Ada Lovelace "))
+        .await
+        .expect("a plain name")
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(user.name, "Ada Lovelace");
+    app.smtp.wait_for_mail_to(email, MAIL_WAIT).await;
+    assert_nothing_else_mailed(&mut app).await;
+}
+
+#[tokio::test]
 async fn one_megabyte_fields_are_refused_quickly_without_being_stored() {
     let mut app = TestApp::spawn().await;
     let email = "big@example.com";
     let huge = "a".repeat(1 << 20);
     let huge_email = format!("{huge}@example.com");
     let cases = [
-        (signup(&huge_email, PASSWORD, ""), vec!["email"]),
-        (signup(email, &huge, ""), vec!["password"]),
+        (signup(&huge_email, PASSWORD, "Big"), vec!["email"]),
+        (signup(email, &huge, "Big"), vec!["password"]),
         (signup(email, PASSWORD, &huge), vec!["name"]),
         (
             signup(&huge_email, &huge, &huge),
@@ -210,7 +245,7 @@ async fn empty_requests_name_every_missing_field() {
     let mut app = TestApp::spawn().await;
     let c = &mut app.client;
     let signup = c.signup(pb::SignupRequest::default()).await;
-    assert_eq!(violations(signup), ["email", "password"]);
+    assert_eq!(violations(signup), ["email", "name", "password"]);
     let login = c.login(pb::LoginRequest::default()).await;
     assert_eq!(violations(login), ["email", "password"]);
     let verify_empty = c.verify_email(pb::VerifyEmailRequest::default()).await;

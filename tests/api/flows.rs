@@ -268,7 +268,7 @@ async fn duplicate_signup_is_already_exists_whatever_the_case() {
         .signup(pb::SignupRequest {
             email: " DUP@example.com".into(),
             password: PASSWORD.into(),
-            name: String::new(),
+            name: "Test User".into(),
         })
         .await;
     assert_eq!(code(again), Code::AlreadyExists);

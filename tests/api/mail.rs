@@ -179,7 +179,7 @@ async fn mails_come_from_the_configured_sender_with_links_to_the_configured_app(
         .signup(spoofed(pb::SignupRequest {
             email: "links@example.com".into(),
             password: PASSWORD.into(),
-            name: String::new(),
+            name: "Test User".into(),
         }))
         .await
         .expect("signup");

@@ -247,7 +247,7 @@ async fn with_bcrypt_configured_new_hashes_are_bcrypt() {
     let long = authd::pb::SignupRequest {
         email: "long@example.com".into(),
         password: "x".repeat(73),
-        name: String::new(),
+        name: "Test User".into(),
     };
     assert_eq!(code(app.client.signup(long).await), Code::InvalidArgument);
 }

@@ -249,7 +249,7 @@ async fn a_lost_database_is_unavailable_not_internal() {
         .signup(pb::SignupRequest {
             email: "new@example.com".into(),
             password: PASSWORD.into(),
-            name: String::new(),
+            name: "Test User".into(),
         })
         .await;
     assert_eq!(code(signup), Code::Unavailable);
