@@ -231,7 +231,8 @@ async fn the_limit_holds_across_two_replicas_on_one_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn logins_cancelled_before_their_hash_ran_are_not_counted() {
-    // One hash at a time, and each slow enough to hold the queue for a while.
+    // One hash at a time, and each slow enough (seconds) to hold the queue until the
+    // cancellations have surely reached the server.
     let mut flags = THROTTLED.to_vec();
     flags.extend([
         "--max-concurrent-hashes",
@@ -239,7 +240,7 @@ async fn logins_cancelled_before_their_hash_ran_are_not_counted() {
         "--argon2-memory-kib",
         "65536",
         "--argon2-iterations",
-        "16",
+        "40",
     ]);
     let mut app = TestApp::spawn_with(&flags).await;
     app.signup_verified_login("queued@example.com").await;
