@@ -11,11 +11,10 @@
 //! Client and server share the machine, so the figures are for comparing runs and operations
 //! side by side on one machine, not absolute capacity.
 
-use authd::config::{Cli, Command};
+mod support;
+
 use authd::pb::auth_service_client::AuthServiceClient;
 use authd::pb::{IntrospectRequest, LoginRequest, RefreshRequest, SignupRequest};
-use authd::startup::Application;
-use clap::Parser;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
@@ -26,36 +25,8 @@ const PASSWORD: &str = "correct horse battery";
 async fn main() -> anyhow::Result<()> {
     let clients: usize = env_or("AUTHD_BENCH_CLIENTS", 16);
     let seconds: u64 = env_or("AUTHD_BENCH_SECONDS", 5);
-    let dir = tempfile::tempdir()?;
-    let database_url = std::env::var("AUTHD_BENCH_DATABASE_URL").unwrap_or_else(|_| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("bench.db").display()
-        )
-    });
-    let args = [
-        "authd",
-        "serve",
-        "--database-url",
-        &database_url,
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--require-verified-email",
-        "false",
-    ];
-    let Command::Serve(settings) = Cli::try_parse_from(args)?.command else {
-        anyhow::bail!("not a serve command");
-    };
-    let app = Application::build(*settings).await?;
-    let url = format!("http://{}", app.grpc_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
-
-    let channel = Channel::from_shared(url)?.connect().await?;
+    let bench = support::Bench::start(&["--require-verified-email", "false"]).await?;
+    let channel = bench.channel.clone();
     let mut client = AuthServiceClient::new(channel.clone());
     client
         .signup(SignupRequest {
@@ -78,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
     let duration = Duration::from_secs(seconds);
     println!(
         "authd gRPC benchmark: {clients} clients, {seconds} s per operation, database {}",
-        backend(&database_url)
+        bench.backend
     );
     println!(
         "{:<11} {:>9} {:>10} {:>10} {:>8}",
@@ -135,9 +106,7 @@ async fn main() -> anyhow::Result<()> {
         introspect.ops_per_sec() / login_stats.ops_per_sec(),
         refresh.ops_per_sec() / login_stats.ops_per_sec()
     );
-    let _ = stop.send(());
-    server.await??;
-    Ok(())
+    bench.stop().await
 }
 
 struct Stats {
@@ -238,12 +207,4 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn backend(url: &str) -> &'static str {
-    if url.starts_with("postgres") {
-        "postgres"
-    } else {
-        "sqlite"
-    }
 }

@@ -10,13 +10,12 @@
 //! the work a call leaves in the background (a known email's mail) has finished before the next
 //! one: the figures are of each answer itself.
 
-use authd::config::{Cli, Command};
+mod support;
+
 use authd::pb::auth_service_client::AuthServiceClient;
 use authd::pb::{
     LoginRequest, RequestPasswordResetRequest, ResendVerificationRequest, SignupRequest,
 };
-use authd::startup::Application;
-use clap::Parser;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
@@ -33,23 +32,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let rounds = usize::try_from(env("AUTHD_BENCH_ROUNDS", 200))?;
     let gap = Duration::from_millis(env("AUTHD_BENCH_GAP_MS", 50));
-    let dir = tempfile::tempdir()?;
-    let database_url = std::env::var("AUTHD_BENCH_DATABASE_URL").unwrap_or_else(|_| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("timing.db").display()
-        )
-    });
     // Limits far above the rounds, so that every call does its full work.
-    let args = [
-        "authd",
-        "serve",
-        "--database-url",
-        &database_url,
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
+    let bench = support::Bench::start(&[
         "--throttle-account-mails",
         "1000000",
         "--throttle-client-mails",
@@ -62,17 +46,9 @@ async fn main() -> anyhow::Result<()> {
         "1000000",
         "--throttle-client-signups",
         "1000000",
-    ];
-    let Command::Serve(settings) = Cli::try_parse_from(args)?.command else {
-        anyhow::bail!("not a serve command");
-    };
-    let app = Application::build(*settings).await?;
-    let url = format!("http://{}", app.grpc_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
-    let mut client = AuthServiceClient::new(Channel::from_shared(url)?.connect().await?);
+    ])
+    .await?;
+    let mut client = AuthServiceClient::new(bench.channel.clone());
     // Login guesses one known account per round: an account takes at most 100 consecutive
     // failures (NIST SP 800-63B) before it waits for a reset, which would stop the comparison.
     for round in 0..rounds {
@@ -85,7 +61,10 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
 
-    println!("authd timing benchmark: {rounds} rounds per pair, one call at a time");
+    println!(
+        "authd timing benchmark: {rounds} rounds per pair, one call at a time, database {}",
+        bench.backend
+    );
     println!(
         "{:<22} {:>13} {:>13} {:>15} {:>15} {:>7}",
         "call", "known p50 ms", "known p90 ms", "unknown p50 ms", "unknown p90 ms", "ratio"
@@ -129,9 +108,7 @@ async fn main() -> anyhow::Result<()> {
             ms(k50) / ms(u50)
         );
     }
-    let _ = stop.send(());
-    server.await??;
-    Ok(())
+    bench.stop().await
 }
 
 fn known_login(round: usize) -> String {

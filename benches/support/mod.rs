@@ -1,0 +1,68 @@
+//! What the in-process benchmarks share: an authd started in this process on a fresh SQLite
+//! file (or `AUTHD_BENCH_DATABASE_URL`), with production hash cost and the given extra flags.
+
+use authd::config::{Cli, Command};
+use authd::startup::Application;
+use clap::Parser;
+use tonic::transport::Channel;
+
+/// A running in-process authd.
+pub struct Bench {
+    pub channel: Channel,
+    /// `sqlite` or `postgres`, for the report.
+    pub backend: &'static str,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Bench {
+    pub async fn start(extra: &[&str]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let database_url = std::env::var("AUTHD_BENCH_DATABASE_URL").unwrap_or_else(|_| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("bench.db").display()
+            )
+        });
+        let mut args = vec![
+            "authd",
+            "serve",
+            "--database-url",
+            &database_url,
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let Command::Serve(settings) = Cli::try_parse_from(args)?.command else {
+            anyhow::bail!("not a serve command");
+        };
+        let app = Application::build(*settings).await?;
+        let url = format!("http://{}", app.grpc_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let channel = Channel::from_shared(url)?.connect().await?;
+        let backend = if database_url.starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        };
+        Ok(Self {
+            channel,
+            backend,
+            stop,
+            server,
+            _dir: dir,
+        })
+    }
+
+    /// Stops the server and waits until it has.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await?
+    }
+}
