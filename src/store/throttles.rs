@@ -34,8 +34,7 @@ impl Store {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let marks = vec!["?"; keys.len()].join(", ");
-        let mut values: Vec<Value> = keys.iter().map(|k| k.key.clone().into()).collect();
+        let (marks, mut values) = id_list(keys);
         values.push(now_ms.into());
         let sql = format!(
             "SELECT id, failures, last_at FROM throttles WHERE id IN ({marks}) AND expires_at > ?"
@@ -99,8 +98,7 @@ impl Store {
         if keys.is_empty() {
             return Ok(());
         }
-        let marks = vec!["?"; keys.len()].join(", ");
-        let values: Vec<Value> = keys.iter().map(|k| k.key.clone().into()).collect();
+        let (marks, values) = id_list(keys);
         let sql = format!(
             "UPDATE throttles SET failures = failures - 1 WHERE id IN ({marks}) AND failures > 0"
         );
@@ -113,8 +111,7 @@ impl Store {
         if keys.is_empty() {
             return Ok(());
         }
-        let marks = vec!["?"; keys.len()].join(", ");
-        let values: Vec<Value> = keys.iter().map(|k| k.key.clone().into()).collect();
+        let (marks, values) = id_list(keys);
         let sql = format!("DELETE FROM throttles WHERE id IN ({marks})");
         self.db.execute_raw(self.statement(&sql, values)).await?;
         Ok(())
@@ -192,4 +189,11 @@ impl Store {
         };
         Statement::from_sql_and_values(backend, sql, values)
     }
+}
+
+/// The `?, ?, …` placeholders for the ids of `keys`, and the ids to bind to them.
+fn id_list(keys: &[ThrottleKey]) -> (String, Vec<Value>) {
+    let marks = vec!["?"; keys.len()].join(", ");
+    let values = keys.iter().map(|k| k.key.clone().into()).collect();
+    (marks, values)
 }
