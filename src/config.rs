@@ -2,6 +2,10 @@
 //! `authd serve` works on a fresh machine with nothing set. Secrets (database and SMTP URLs, which
 //! may carry passwords) are `SecretString` and never reach `Debug` output or logs.
 
+mod check;
+
+pub use check::{CliError, Loaded, Problem, SettingsError, parse_args, parse_bool};
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf, time::Duration};
@@ -49,7 +53,7 @@ pub struct DatabaseSettings {
     )]
     database_url: Option<SecretString>,
     /// Most connections kept open to the database.
-    #[arg(long, env = "AUTHD_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(long = "database-max-connections", env = "AUTHD_DATABASE_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_connections: u32,
     /// How long a call waits for a database connection before it answers UNAVAILABLE (and
     /// how long `/readyz` waits before it answers 503).
@@ -76,8 +80,9 @@ impl DatabaseSettings {
 pub struct Settings {
     #[command(flatten)]
     pub database: DatabaseSettings,
-    /// Do not apply pending migrations at start (for pipelines that run `authd migrate`).
-    #[arg(long, env = "AUTHD_NO_MIGRATE")]
+    /// Do not apply pending migrations at start (for pipelines that run `authd migrate`); start-up
+    /// then fails if the database is not migrated.
+    #[arg(long, env = "AUTHD_NO_MIGRATE", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
     pub no_migrate: bool,
 
     /// gRPC listen address.
@@ -101,9 +106,14 @@ pub struct Settings {
     #[arg(long, env = "AUTHD_APP_URL", default_value = "http://localhost:3000")]
     pub app_url: String,
 
-    /// SMTP relay (`smtp://host:port`, `smtps://user:pass@host`). Unset: mails go to the log.
+    /// SMTP relay (`smtp://host:port`, `smtps://user:pass@host`). `serve` needs this or
+    /// AUTHD_MAIL_TO_LOG.
     #[arg(long, env = "AUTHD_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<SecretString>,
+    /// Write mails, with their one-time links, to the log instead of sending them. For
+    /// development only: anyone who reads the log can take over the accounts.
+    #[arg(long, env = "AUTHD_MAIL_TO_LOG", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub mail_to_log: bool,
     /// Sender of mails.
     #[arg(
         long,
@@ -125,7 +135,7 @@ pub struct Settings {
     #[arg(long, env = "AUTHD_RESET_TTL", default_value = "1h", value_parser = parse_duration)]
     pub reset_ttl: Duration,
     /// Refuse login until the email is verified.
-    #[arg(long, env = "AUTHD_REQUIRE_VERIFIED_EMAIL", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "AUTHD_REQUIRE_VERIFIED_EMAIL", default_value = "true", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
     pub require_verified_email: bool,
     /// A spent refresh token may be exchanged again within this window without counting as theft.
     #[arg(long, env = "AUTHD_REFRESH_REUSE_GRACE", default_value = "0s", value_parser = parse_duration)]
@@ -134,7 +144,7 @@ pub struct Settings {
     #[arg(long, env = "AUTHD_SESSION_MAX_LIFETIME", default_value = "30d", value_parser = parse_duration)]
     pub session_max_lifetime: Duration,
     /// Signup answers a taken email as if it were new, and mails the address's owner instead.
-    #[arg(long, env = "AUTHD_SIGNUP_ENUMERATION_PROTECTION", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "AUTHD_SIGNUP_ENUMERATION_PROTECTION", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
     pub signup_enumeration_protection: bool,
     /// How often expired sessions, tokens and throttle counters and old audit rows are deleted
     /// (`0` = never).
@@ -143,6 +153,10 @@ pub struct Settings {
     /// How long audit rows are kept.
     #[arg(long, env = "AUTHD_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
     pub audit_retention: Duration,
+    /// On SIGTERM, how long health and `/readyz` answer NOT_SERVING while the listeners still
+    /// accept calls (so load balancers stop sending first); then in-flight calls are drained.
+    #[arg(long, env = "AUTHD_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 
     #[command(flatten)]
     pub password: PasswordSettings,
@@ -328,7 +342,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Parses `90s`, `15m`, `24h`, `7d` (or a bare `0`). Whole numbers only.
+/// Parses `90s`, `15m`, `24h`, `7d` (or a bare `0`), up to a century. Whole numbers only.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     if raw == "0" {
@@ -351,18 +365,86 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     number
         .checked_mul(seconds_per_unit)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("`{raw}` is too long"))
+        .filter(|d| *d <= check::MAX_DURATION)
+        .ok_or_else(|| format!("`{raw}` is too long (at most 36500d)"))
 }
 
-/// Keeps secrets printable in `Debug` without revealing them.
+/// A URL fit for logs and errors: user and password hidden, and any `password` parameter too.
 pub fn redact(url: &SecretString) -> String {
-    let url = url.expose_secret();
-    match (url.find("://"), url.rfind('@')) {
+    let raw = url.expose_secret();
+    let shown = match (raw.find("://"), raw.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
+            format!("{}://***@{}", &raw[..scheme_end], &raw[at + 1..])
         }
-        _ => url.to_owned(),
+        _ => raw.to_owned(),
+    };
+    scrub(&shown, url)
+}
+
+/// `text` (a driver's error message, say) with every secret part of `url` replaced by `***`:
+/// the password of its user-info and the values of `password`-like query parameters, both as
+/// written and percent-decoded. Works on URLs too malformed to parse.
+pub fn scrub(text: &str, url: &SecretString) -> String {
+    let raw = url.expose_secret();
+    let mut secrets: Vec<String> = Vec::new();
+    if let Some((_, rest)) = raw.split_once("://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let userinfo = authority
+            .rsplit_once('@')
+            .map(|(info, _)| info)
+            .unwrap_or_default();
+        // The password is everything after the first `:` of the user-info; a malformed URL
+        // may have an `@` or `/` in it, so take the widest reading too.
+        if let Some((_, password)) = userinfo.split_once(':') {
+            secrets.push(password.to_owned());
+        }
+        if let Some((_, password)) = rest.rfind('@').and_then(|at| rest[..at].split_once(':')) {
+            secrets.push(password.to_owned());
+        }
     }
+    if let Some((_, query)) = raw.split_once('?') {
+        for pair in query.split('&') {
+            if let Some((key, value)) = pair.split_once('=')
+                && key.to_ascii_lowercase().contains("password")
+            {
+                secrets.push(value.to_owned());
+            }
+        }
+    }
+    let decoded: Vec<String> = secrets.iter().map(|s| percent_decode(s)).collect();
+    secrets.extend(decoded);
+    // Longest first, so a secret that contains another is replaced whole.
+    secrets.retain(|s| !s.is_empty());
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_owned();
+    for secret in &secrets {
+        out = out.replace(secret.as_str(), "***");
+    }
+    out
+}
+
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -406,6 +488,140 @@ mod tests {
         assert!(settings.require_verified_email);
         assert_eq!(settings.password.min_length, 15, "NIST SP 800-63B rev 4");
         assert_eq!(settings.password.service_name, "authd");
+    }
+
+    #[test]
+    fn every_flag_is_its_variable_in_lower_case() {
+        use clap::CommandFactory;
+        fn walk(command: &clap::Command, checked: &mut usize) {
+            for arg in command.get_arguments() {
+                let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
+                    continue;
+                };
+                let env = env.to_string_lossy();
+                let expected = env
+                    .strip_prefix("AUTHD_")
+                    .unwrap_or(&env)
+                    .to_ascii_lowercase()
+                    .replace('_', "-");
+                assert_eq!(long, expected, "--{long} is set by {env}");
+                *checked += 1;
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, checked);
+            }
+        }
+        let mut checked = 0;
+        walk(&Cli::command(), &mut checked);
+        assert!(checked > 40, "only {checked} settings seen");
+    }
+
+    #[test]
+    fn booleans_take_true_false_1_0() {
+        for (raw, want) in [("true", true), ("1", true), ("FALSE", false), ("0", false)] {
+            assert_eq!(parse_bool(raw), Ok(want), "{raw}");
+        }
+        for raw in ["yes", "", "2", "truee"] {
+            assert!(parse_bool(raw).is_err(), "{raw}");
+        }
+        let parse = |args: &[&str]| {
+            let mut all = vec!["authd", "serve", "--mail-to-log"];
+            all.extend_from_slice(args);
+            match parse_args(all).map(|l| l.cli.command) {
+                Ok(Command::Serve(s)) => Some((s.no_migrate, s.require_verified_email)),
+                _ => None,
+            }
+        };
+        assert_eq!(parse(&["--no-migrate"]), Some((true, true)));
+        assert_eq!(
+            parse(&["--no-migrate=0", "--require-verified-email", "0"]),
+            Some((false, false))
+        );
+        assert_eq!(parse(&["--require-verified-email=maybe"]), None);
+    }
+
+    /// The message for a bad value, as `authd` prints it.
+    fn problem(args: &[&str]) -> String {
+        let mut all = vec!["authd"];
+        all.extend_from_slice(args);
+        match parse_args(all) {
+            Err(CliError::Invalid(err)) => err.to_string(),
+            Err(CliError::Usage(err)) => panic!("usage error for {args:?}: {err}"),
+            Ok(_) => panic!("{args:?} was accepted"),
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_before_anything_starts() {
+        let serve = |extra: &[&str]| {
+            let mut args = vec!["serve", "--mail-to-log"];
+            args.extend_from_slice(extra);
+            problem(&args)
+        };
+        assert!(serve(&["--access-ttl", "0s"]).starts_with("--access-ttl: must be longer"));
+        assert!(
+            serve(&["--database-max-connections", "0"]).starts_with("--database-max-connections:")
+        );
+        assert!(
+            serve(&["--issuer", "not a url"])
+                .starts_with("--issuer: `not a url` is not an absolute URL")
+        );
+        assert!(serve(&["--issuer", "ftp://x"]).contains("https://"));
+        assert!(serve(&["--issuer", "https://a.example/?x=1"]).contains("query"));
+        assert!(serve(&["--audience", ""]).starts_with("--audience:"));
+        assert!(serve(&["--audience", "a,,b"]).starts_with("--audience:"));
+        assert!(serve(&["--app-url", "javascript:alert(1)"]).starts_with("--app-url:"));
+        assert!(serve(&["--mail-from", "nobody"]).starts_with("--mail-from:"));
+        assert!(
+            serve(&["--throttle-client-failures", "0"]).starts_with("--throttle-client-failures:")
+        );
+        assert!(serve(&["--access-ttl", "99999d"]).contains("too long"));
+        let both = serve(&["--smtp-url", "smtp://127.0.0.1:25"]);
+        assert!(both.contains("both set"), "{both}");
+        let neither = problem(&["serve"]);
+        assert!(
+            neither.contains("AUTHD_SMTP_URL") && neither.contains("AUTHD_MAIL_TO_LOG=true"),
+            "{neither}"
+        );
+        // Several problems: each on its own line.
+        assert_eq!(
+            serve(&["--access-ttl", "0s", "--reset-ttl", "0s"])
+                .lines()
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_bad_database_url_never_shows_its_password() {
+        for url in [
+            "postgres://app:hunter2@db:54x32/auth",
+            "postgress://app:hunter2@db/auth",
+            "mysql://app:hunter2@db/auth",
+            "postgres://app:hunter2@/auth",
+            "app:hunter2@db",
+            "postgres://app:hunter2@db:99999/auth",
+        ] {
+            let err = problem(&["migrate", "--database-url", url]);
+            assert!(err.starts_with("--database-url: "), "{err}");
+            assert!(!err.contains("hunter2"), "{url}: {err}");
+        }
+        assert!(problem(&["migrate", "--database-url", "mysql://a:b@c/d"]).contains("`mysql`"));
+    }
+
+    #[test]
+    fn scrub_cuts_passwords_out_of_any_text() {
+        let url = SecretString::from("postgres://app:p%40ss@db:5x/auth?sslpassword=kp&x=1");
+        let text = "bad url postgres://app:p%40ss@db:5x/auth (p@ss) key kp";
+        let clean = scrub(text, &url);
+        assert!(
+            !clean.contains("p%40ss") && !clean.contains("p@ss") && !clean.contains("kp"),
+            "{clean}"
+        );
+        assert_eq!(
+            redact(&SecretString::from("postgres://u@h/d?password=secret")),
+            "postgres://***@h/d?password=***"
+        );
     }
 
     #[test]

@@ -1,36 +1,59 @@
-//! The `authd` binary: parse the command line, hand over to the library.
+//! The `authd` binary: parse and check the command line, hand over to the library.
+//!
+//! Exit codes: 0 done, 1 failed while running (the cause is in the log), 2 bad command line or
+//! settings (the message is on stderr, once, naming the variable or flag that was set).
 
-use authd::config::{Cli, Command, IntrospectClientCommand, LogFormat};
+use authd::config::{self, CliError, Command, IntrospectClientCommand, LogFormat, SettingsError};
 use authd::grpc::client_auth;
 use authd::{startup, telemetry};
-use clap::Parser;
 use std::process::ExitCode;
+
+const BAD_SETTINGS: u8 = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(settings) => {
-            telemetry::init(settings.log_format);
-            match startup::Application::build(*settings).await {
-                Ok(app) => app.run_until(startup::shutdown_signal()).await,
-                Err(err) => Err(err),
-            }
+    let loaded = match config::parse_args(std::env::args_os()) {
+        Ok(loaded) => loaded,
+        Err(CliError::Usage(err)) => {
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(BAD_SETTINGS));
         }
-        Command::Migrate(database) => {
-            telemetry::init(LogFormat::Text);
-            startup::migrate(&database).await
-        }
+        Err(CliError::Invalid(err)) => return bad_settings(&err),
+    };
+    let log_format = match &loaded.cli.command {
+        Command::Serve(settings) => settings.log_format,
+        _ => LogFormat::Text,
+    };
+    telemetry::init(log_format);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let result = match loaded.cli.command {
+        Command::Serve(settings) => match startup::Application::build(*settings).await {
+            Ok(app) => app.run_until(startup::shutdown_signal()).await,
+            Err(err) => Err(err),
+        },
+        Command::Migrate(database) => startup::migrate(&database).await,
         Command::IntrospectClient(IntrospectClientCommand::New { client_id }) => {
             client_auth::new_credential(&client_id).map(|text| print!("{text}"))
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("{err:#}");
-            eprintln!("authd: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => match err.downcast_ref::<SettingsError>() {
+            Some(settings) => bad_settings(settings),
+            None => {
+                tracing::error!("{}", telemetry::error_chain(&err));
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+/// Each problem on a line of its own on stderr, and exit code 2.
+fn bad_settings(err: &SettingsError) -> ExitCode {
+    for line in err.to_string().lines() {
+        eprintln!("authd: {line}");
+    }
+    ExitCode::from(BAD_SETTINGS)
 }

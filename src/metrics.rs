@@ -34,6 +34,7 @@ const BUCKETS: [f64; 11] = [
 pub struct Metrics {
     grpc: Mutex<BTreeMap<&'static str, MethodStats>>,
     mail_sent: AtomicU64,
+    mail_logged: AtomicU64,
     mail_failed: AtomicU64,
     mail_undeliverable: AtomicU64,
     audit_dropped: AtomicU64,
@@ -71,6 +72,11 @@ impl Metrics {
 
     pub fn mail_sent(&self) {
         self.mail_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A mail written to the log (AUTHD_MAIL_TO_LOG) instead of sent.
+    pub fn mail_logged(&self) {
+        self.mail_logged.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn mail_failed(&self) {
@@ -132,6 +138,12 @@ impl Metrics {
             out,
             "authd_mail_sent_total {}",
             self.mail_sent.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP authd_mail_logged_total Mails written to the log (AUTHD_MAIL_TO_LOG) instead of sent.\n# TYPE authd_mail_logged_total counter\n");
+        let _ = writeln!(
+            out,
+            "authd_mail_logged_total {}",
+            self.mail_logged.load(Ordering::Relaxed)
         );
         out.push_str("# HELP authd_mail_failures_total Failed delivery attempts (each is retried).\n# TYPE authd_mail_failures_total counter\n");
         let _ = writeln!(

@@ -2,7 +2,7 @@
 //! `Application::build` binds the ports and returns before serving, so callers (and tests, which
 //! bind port 0) learn the real addresses first.
 
-use crate::config::{DatabaseSettings, HashAlgorithm, Settings, redact};
+use crate::config::{DatabaseSettings, HashAlgorithm, Settings, SettingsError, redact, scrub};
 use crate::crypto::jwt::AccessTokens;
 use crate::crypto::keys::{KeyRing, KeySet, StoredKey};
 use crate::crypto::password::PasswordHasher;
@@ -46,21 +46,32 @@ pub struct Application {
     grpc_tls: Option<GrpcTls>,
     introspect_callers: Arc<ClientAuth>,
     http_listener: TcpListener,
+    /// Time between readiness going NOT_SERVING and the listeners closing.
+    shutdown_grace: Duration,
 }
 
 impl Application {
+    /// Everything that can be checked without the database is, first: a bad setting fails with
+    /// a `SettingsError` before any connection, port or key exists.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        // Settings errors before the database is touched.
-        anyhow::ensure!(
-            !settings.database.timeout.is_zero(),
-            "AUTHD_DATABASE_TIMEOUT must be more than 0s"
+        settings.check()?;
+        let bad_setting = |err: anyhow::Error| SettingsError::new(format!("{err:#}"));
+        let proxies =
+            TrustedProxies::parse(&settings.throttle.trusted_proxies).map_err(bad_setting)?;
+        let grpc_tls = GrpcTls::from_settings(&settings.tls).map_err(bad_setting)?;
+        let introspect_callers = Arc::new(
+            ClientAuth::from_settings(
+                &settings.introspect,
+                grpc_tls.as_ref().is_some_and(GrpcTls::is_mutual),
+            )
+            .map_err(bad_setting)?,
         );
-        let proxies = TrustedProxies::parse(&settings.throttle.trusted_proxies)?;
-        let grpc_tls = GrpcTls::from_settings(&settings.tls)?;
-        let introspect_callers = Arc::new(ClientAuth::from_settings(
-            &settings.introspect,
-            grpc_tls.as_ref().is_some_and(GrpcTls::is_mutual),
-        )?);
+        let hasher = PasswordHasher::new(&settings.password).map_err(bad_setting)?;
+        let mails = MailComposer::new(&settings.app_url).map_err(bad_setting)?;
+        let transport = Transport::from_settings(settings.smtp_url.as_ref(), settings.mail_to_log)?;
+        for warning in settings.warnings() {
+            tracing::warn!("{warning}");
+        }
         for warning in client_auth::exposure_warnings(
             settings.grpc_addr,
             &introspect_callers,
@@ -69,14 +80,27 @@ impl Application {
             tracing::warn!("{warning}");
         }
         let store = connect(&settings.database).await?;
-        if !settings.no_migrate {
+        if settings.no_migrate {
+            let pending = store
+                .pending_migrations()
+                .await
+                .context("reading which migrations the database has")?;
+            if !pending.is_empty() {
+                store.close().await;
+                anyhow::bail!(
+                    "the database lacks {} of authd's migrations (first missing: {}); run \
+                     `authd migrate` against it, or start without AUTHD_NO_MIGRATE",
+                    pending.len(),
+                    pending.first().map(String::as_str).unwrap_or_default()
+                );
+            }
+        } else {
             store
                 .migrate()
                 .await
                 .context("applying database migrations")?;
         }
         let keys = Arc::new(load_keys(&store).await?);
-        let hasher = PasswordHasher::new(&settings.password)?;
         let metrics = Arc::new(Metrics::default());
         let outbox_wake = Arc::new(Notify::new());
         let tokens = AccessTokens::new(
@@ -105,7 +129,7 @@ impl Application {
             hasher,
             tokens,
             keys: Arc::clone(&keys),
-            mails: MailComposer::new(&settings.app_url)?,
+            mails,
             outbox_wake: Arc::clone(&outbox_wake),
             throttle: Throttle::new(store.clone(), ThrottleLimits::from(&settings.throttle)),
             audit,
@@ -118,7 +142,6 @@ impl Application {
             audit_retention: settings.audit_retention,
             access_ttl: settings.access_ttl,
         };
-        let transport = Transport::from_settings(settings.smtp_url.as_ref())?;
         let outbox = OutboxWorker::new(
             store.clone(),
             transport,
@@ -145,6 +168,7 @@ impl Application {
             grpc_tls,
             introspect_callers,
             http_listener,
+            shutdown_grace: settings.shutdown_grace,
         })
     }
 
@@ -160,13 +184,17 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight calls finish and stops the mail
-    /// worker after its current round (mails still queued are sent after the next start).
+    /// Serves until `shutdown` completes. Then, for Kubernetes and load balancers: gRPC health
+    /// and `/readyz` say NOT_SERVING at once while both ports keep serving for the shutdown
+    /// grace, so traffic moves away before anything is refused; then the listeners close,
+    /// in-flight calls finish, and the mail worker stops after its current round (mails still
+    /// queued are sent after the next start).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (draining_tx, draining_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
@@ -179,7 +207,7 @@ impl Application {
             self.store.clone(),
             health,
             status,
-            stop_rx.clone(),
+            draining_rx.clone(),
         ));
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -220,6 +248,7 @@ impl Application {
                 Arc::clone(&self.keys),
                 self.store.clone(),
                 Arc::clone(&self.metrics),
+                draining_rx,
             ),
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()));
@@ -232,14 +261,31 @@ impl Application {
         tracing::info!(%grpc_addr, %http_addr, database = self.store.backend_name(), "authd serving");
 
         shutdown.await;
-        tracing::info!("shutting down: finishing in-flight calls");
+        let _ = draining_tx.send(true);
+        // The health task reports NOT_SERVING and hands the reporter back: only then does the
+        // grace start.
+        let health = health_task.await.ok();
+        if !self.shutdown_grace.is_zero() {
+            tracing::info!(
+                grace_secs = self.shutdown_grace.as_secs_f64(),
+                "shutting down: readiness is NOT_SERVING; still serving during the grace"
+            );
+            tokio::time::sleep(self.shutdown_grace).await;
+        }
+        tracing::info!("shutting down: listeners closed, finishing in-flight calls");
         let _ = stop_tx.send(true);
+        // Health Watch streams never end by themselves; forgetting the statuses ends them, so
+        // their connections do not hold the drain open.
+        if let Some(mut health) = health {
+            for name in HEALTH_NAMES {
+                health.clear_service_status(name).await;
+            }
+        }
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
             let grpc = grpc_task.await;
             let http = http_task.await;
             self.service.finish_background().await;
             let _ = outbox_task.await;
-            let _ = health_task.await;
             let _ = cleanup_task.await;
             let _ = audit_stop_tx.send(true);
             let _ = audit_task.await;
@@ -271,10 +317,17 @@ pub async fn migrate(database: &DatabaseSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Connects; the error names the database without its password, and drivers that quote the
+/// URL in their messages have the password cut out.
 async fn connect(database: &DatabaseSettings) -> anyhow::Result<Store> {
-    Store::connect(database)
-        .await
-        .with_context(|| format!("connecting to the database {}", redact(&database.url())))
+    let url = database.url();
+    Store::connect(database).await.map_err(|err| {
+        let cause = scrub(
+            &crate::telemetry::error_chain(&anyhow::Error::from(err)),
+            &url,
+        );
+        anyhow::anyhow!("connecting to the database {}: {cause}", redact(&url))
+    })
 }
 
 /// The signing keys from the database; on the very first start, a new one, created by exactly
@@ -324,21 +377,22 @@ async fn report_health(health: &tonic_health::server::HealthReporter, status: Se
     }
 }
 
-/// Keeps gRPC health in step with the database, starting from the status already reported.
+/// Keeps gRPC health in step with the database, starting from the status already reported,
+/// until draining starts: then it reports NOT_SERVING for good and returns the reporter.
 async fn watch_health(
     store: Store,
     health: tonic_health::server::HealthReporter,
     mut last: ServingStatus,
-    mut stop: watch::Receiver<bool>,
-) {
+    mut draining: watch::Receiver<bool>,
+) -> tonic_health::server::HealthReporter {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
-            _ = stop.changed() => {}
+            _ = draining.changed() => {}
         }
-        if *stop.borrow() {
+        if *draining.borrow() {
             report_health(&health, ServingStatus::NotServing).await;
-            return;
+            return health;
         }
         let status = database_health(&store).await;
         if status != last {

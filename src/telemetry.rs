@@ -21,3 +21,36 @@ pub fn init(format: LogFormat) {
             .try_init(),
     };
 }
+
+/// An error and its causes on one line, `outer: cause: root`, leaving out a cause whose text the
+/// line already holds (drivers often repeat their source's message in their own).
+pub fn error_chain(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[test]
+    fn repeated_causes_are_said_once() {
+        let root = anyhow::anyhow!("connection refused");
+        let driver = root.context("error communicating with database: connection refused");
+        let ours = driver.context("connecting to the database postgres://***@db/auth");
+        assert_eq!(
+            error_chain(&ours),
+            "connecting to the database postgres://***@db/auth: error communicating with database: connection refused"
+        );
+    }
+}

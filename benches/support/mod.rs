@@ -34,6 +34,11 @@ impl Bench {
             "127.0.0.1:0",
             "--http-addr",
             "127.0.0.1:0",
+            // Benches measure calls, not mail delivery; nothing reads these logs.
+            "--mail-to-log",
+            "true",
+            "--shutdown-grace",
+            "0s",
         ];
         args.extend_from_slice(extra);
         let Command::Serve(settings) = Cli::try_parse_from(args)?.command else {

@@ -68,7 +68,7 @@ USER_FIELDS = {"id", "email", "name", "email_verified", "created_at"}
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MAIL_MARK = re.compile(
-    r"mail \(not sent: AUTHD_SMTP_URL unset\) to=(?P<to>\S+) subject=(?P<subject>[^\n]*?) body="
+    r"mail \(not sent: AUTHD_MAIL_TO_LOG\) to=(?P<to>\S+) subject=(?P<subject>[^\n]*?) body="
 )
 
 

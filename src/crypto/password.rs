@@ -50,6 +50,24 @@ struct Inner {
 }
 
 impl PasswordHasher {
+    /// What is wrong with the argon2 cost settings, if anything: which setting (its clap id)
+    /// and why.
+    pub fn argon2_problem(settings: &PasswordSettings) -> Option<(&'static str, String)> {
+        let err = Params::new(
+            settings.argon2_memory_kib,
+            settings.argon2_iterations,
+            settings.argon2_parallelism,
+            None,
+        )
+        .err()?;
+        let setting = match err {
+            argon2::Error::MemoryTooLittle | argon2::Error::MemoryTooMuch => "argon2_memory_kib",
+            argon2::Error::TimeTooSmall => "argon2_iterations",
+            _ => "argon2_parallelism",
+        };
+        Some((setting, err.to_string()))
+    }
+
     /// Checks the settings, starts the hashing threads and prepares the dummy hash (one hash at
     /// start-up, which this waits for).
     pub fn new(settings: &PasswordSettings) -> anyhow::Result<Self> {

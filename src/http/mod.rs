@@ -10,15 +10,23 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 #[derive(Clone)]
 struct HttpState {
     keys: Arc<KeyRing>,
     store: Store,
     metrics: Arc<Metrics>,
+    /// True once shutdown has begun: readiness fails while calls are still served.
+    draining: watch::Receiver<bool>,
 }
 
-pub fn router(keys: Arc<KeyRing>, store: Store, metrics: Arc<Metrics>) -> Router {
+pub fn router(
+    keys: Arc<KeyRing>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    draining: watch::Receiver<bool>,
+) -> Router {
     Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(healthz))
@@ -28,6 +36,7 @@ pub fn router(keys: Arc<KeyRing>, store: Store, metrics: Arc<Metrics>) -> Router
             keys,
             store,
             metrics,
+            draining,
         })
 }
 
@@ -49,7 +58,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
-    if state.store.ping().await {
+    if *state.draining.borrow() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    } else if state.store.ping().await {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")

@@ -46,7 +46,7 @@ impl MailComposer {
             !host.is_empty()
                 && !host.starts_with('/')
                 && !trimmed.contains(|c: char| c.is_whitespace() || c == '?' || c == '#'),
-            "AUTHD_APP_URL must be an http(s) URL such as https://app.example.com, not `{app_url}`"
+            "must be an http(s) URL such as https://app.example.com, not `{app_url}`"
         );
         Ok(Self {
             app_url: trimmed.to_owned(),

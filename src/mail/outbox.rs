@@ -37,31 +37,57 @@ enum SendError {
 /// Where mails go.
 pub enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    /// No SMTP server configured (development): each mail is written to the log instead.
+    /// AUTHD_MAIL_TO_LOG (development): each mail, with its link, is written to the log instead.
     Log,
 }
 
+/// What became of a mail that left the outbox.
+enum Delivered {
+    /// Accepted by the SMTP server.
+    Sent,
+    /// Written to the log (AUTHD_MAIL_TO_LOG): nobody received it.
+    Logged,
+}
+
 impl Transport {
-    /// SMTP for a URL such as `smtp://127.0.0.1:2525` or `smtps://user:pass@host`; the log without.
-    pub fn from_settings(url: Option<&SecretString>) -> anyhow::Result<Self> {
-        let Some(url) = url else {
-            tracing::warn!(
-                "AUTHD_SMTP_URL is not set: mails, with their links, are written to the log (development only)"
-            );
-            return Ok(Self::Log);
-        };
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-            .map_err(|e| anyhow::anyhow!("AUTHD_SMTP_URL is not a usable SMTP URL: {e}"))?
-            .timeout(Some(Duration::from_secs(10)))
-            .build();
-        Ok(Self::Smtp(transport))
+    /// SMTP for a URL such as `smtp://127.0.0.1:2525` or `smtps://user:pass@host`; the log only
+    /// when asked for (the settings check refuses neither and both).
+    pub fn from_settings(url: Option<&SecretString>, mail_to_log: bool) -> anyhow::Result<Self> {
+        match url {
+            Some(url) => Ok(Self::Smtp(Self::smtp(url).map_err(|why| {
+                crate::config::SettingsError::new(format!("AUTHD_SMTP_URL: {why}"))
+            })?)),
+            None if mail_to_log => Ok(Self::Log),
+            None => Err(crate::config::SettingsError::new(
+                "no way to send mail: set AUTHD_SMTP_URL or AUTHD_MAIL_TO_LOG=true",
+            )
+            .into()),
+        }
     }
 
-    async fn send(&self, from: &Mailbox, mail: &Mail) -> Result<(), SendError> {
+    /// Whether `url` makes an SMTP transport; the reason never quotes the URL's password.
+    pub fn check_url(url: &SecretString) -> Result<(), String> {
+        Self::smtp(url).map(drop)
+    }
+
+    fn smtp(url: &SecretString) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+            .map_err(|e| {
+                crate::config::scrub(
+                    &format!(
+                        "is not a usable SMTP URL such as smtp://host:25 or smtps://user:password@host ({e})"
+                    ),
+                    url,
+                )
+            })?;
+        Ok(transport.timeout(Some(Duration::from_secs(10))).build())
+    }
+
+    async fn send(&self, from: &Mailbox, mail: &Mail) -> Result<Delivered, SendError> {
         match self {
             Self::Log => {
-                tracing::info!(to = %mail.to, subject = %mail.subject, body = %mail.body, "mail (not sent: AUTHD_SMTP_URL unset)");
-                Ok(())
+                tracing::info!(to = %mail.to, subject = %mail.subject, body = %mail.body, "mail (not sent: AUTHD_MAIL_TO_LOG)");
+                Ok(Delivered::Logged)
             }
             Self::Smtp(transport) => {
                 let permanent =
@@ -75,7 +101,7 @@ impl Transport {
                     .body(mail.body.clone())
                     .map_err(|e| permanent(&e))?;
                 match tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await {
-                    Ok(Ok(_)) => Ok(()),
+                    Ok(Ok(_)) => Ok(Delivered::Sent),
                     Ok(Err(e)) if refuses_recipient(&e) => Err(permanent(&e)),
                     Ok(Err(e)) => Err(SendError::Transient(e.into())),
                     Err(_) => Err(SendError::Transient(anyhow::anyhow!(
@@ -162,10 +188,14 @@ impl OutboxWorker {
             return Ok(()); // another worker has it
         }
         match self.transport.send(&self.from, &queued.mail).await {
-            Ok(()) => {
+            Ok(Delivered::Sent) => {
                 self.store.remove_mail(queued.id).await?;
                 self.metrics.mail_sent();
                 tracing::info!(to = %queued.mail.to, subject = %queued.mail.subject, "mail delivered");
+            }
+            Ok(Delivered::Logged) => {
+                self.store.remove_mail(queued.id).await?;
+                self.metrics.mail_logged();
             }
             Err(SendError::Permanent(err)) => {
                 // Retrying cannot help; keeping it would only retry it forever.

@@ -152,6 +152,32 @@ impl Store {
         Ok(result?)
     }
 
+    /// Migrations this build has that the database has not applied, oldest first. A database
+    /// that authd never migrated has them all.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let applied = match self
+            .db
+            .query_all_raw(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                "SELECT version FROM seaql_migrations",
+            ))
+            .await
+        {
+            Ok(rows) => rows
+                .iter()
+                .filter_map(|row| row.try_get::<String>("", "version").ok())
+                .collect::<Vec<_>>(),
+            // No bookkeeping table: nothing was ever applied. An outage is an outage.
+            Err(err) if !is_outage(&err) => Vec::new(),
+            Err(err) => return Err(err.into()),
+        };
+        Ok(Migrator::migrations()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .filter(|name| !applied.contains(name))
+            .collect())
+    }
+
     /// On PostgreSQL, a transaction holding the advisory lock `key` (released when it ends);
     /// elsewhere nothing. Other connections run the guarded work meanwhile.
     async fn exclusive(

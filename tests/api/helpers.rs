@@ -24,6 +24,41 @@ pub const PASSWORD_CHANGED: &str = "Your password was changed";
 pub struct TestDb {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database this handle made, dropped with it.
+    created: Option<String>,
+}
+
+impl Drop for TestDb {
+    /// A test's PostgreSQL database goes when the test ends, passed or failed (scripts/test
+    /// sweeps its own prefix again at the end, for a run that was killed).
+    fn drop(&mut self) {
+        let Some(name) = self.created.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread of its own.
+        let dropped = std::thread::spawn(move || -> Result<(), String> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let admin = Database::connect(&admin_url())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let dropped = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string());
+                admin.close().await.ok();
+                dropped
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop a test database: {dropped:?}");
+        }
+    }
 }
 
 impl TestDb {
@@ -42,7 +77,11 @@ impl TestDb {
 
     /// A database someone else keeps (a PostgreSQL server the test runs itself).
     pub fn at(url: String) -> Self {
-        Self { url, _dir: None }
+        Self {
+            url,
+            _dir: None,
+            created: None,
+        }
     }
 
     /// The same database for a second server (a replica); the first handle keeps it alive.
@@ -50,6 +89,7 @@ impl TestDb {
         Self {
             url: self.url.clone(),
             _dir: None,
+            created: None,
         }
     }
 
@@ -66,6 +106,7 @@ impl TestDb {
         Self {
             url,
             _dir: Some(dir),
+            created: None,
         }
     }
 
@@ -89,6 +130,7 @@ impl TestDb {
         Self {
             url: format!("{base}/{name}"),
             _dir: None,
+            created: Some(name),
         }
     }
 
@@ -285,6 +327,8 @@ pub fn settings(database_url: &str, smtp_url: &str, extra: &[String]) -> authd::
         ("--argon2-memory-kib", "64"),
         ("--argon2-iterations", "1"),
         ("--bcrypt-cost", "4"),
+        // Tests stop servers often; the shutdown test sets a grace of its own.
+        ("--shutdown-grace", "0s"),
     ];
     let mut args = vec!["authd".to_owned(), "serve".to_owned()];
     // A flag the test gives replaces the default (list flags such as --audience would append).

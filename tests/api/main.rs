@@ -19,6 +19,8 @@ mod passwords;
 mod races;
 mod refresh;
 mod server;
+mod settings;
+mod shutdown;
 mod throttle;
 mod tls;
 mod tokens;
