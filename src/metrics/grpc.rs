@@ -322,6 +322,7 @@ pub fn code_name(code: Code) -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
     use prometheus_client::encoding::text::encode;
