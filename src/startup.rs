@@ -101,7 +101,10 @@ impl Application {
                 .context("applying database migrations")?;
         }
         let keys = Arc::new(load_keys(&store).await?);
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(
+            Metrics::new(&crate::grpc::DESCRIPTOR_SETS)
+                .context("reading the gRPC descriptors for the metrics")?,
+        );
         let outbox_wake = Arc::new(Notify::new());
         let tokens = AccessTokens::new(
             Arc::clone(&keys),

@@ -9,6 +9,9 @@ Proves two things against a running authd (started by scripts/interop-check):
    no generated stubs and no .proto file here; calls go through channel.unary_unary with the
    serializers of the dynamically built classes.
 2. An unrelated JWT library (PyJWT) validates authd's access token from the public JWKS alone.
+3. /metrics parses with the Prometheus Python client's parsers, both the Prometheus text format
+   (a plain scrape) and OpenMetrics (what Prometheus asks for), with the gRPC ecosystem's
+   families and labels, process_* and authd_build_info.
 
 It runs the whole account flow (signup, verification from the mail in authd's log, login,
 introspection, refresh, logout, password reset) and checks the status codes of the contract.
@@ -40,6 +43,10 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from grpc_status import rpc_status
 from jwt.utils import base64url_decode, base64url_encode
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
+from prometheus_client.parser import text_string_to_metric_families as prometheus_families
 
 AUTH_SERVICE = "auth.v1.AuthService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
@@ -65,6 +72,11 @@ CONTRACT_METHODS: dict[str, tuple[set[str], set[str]]] = {
 TOKEN_RESPONSE_FIELDS = {"access_token", "refresh_token", "token_type", "expires_in",
                          "refresh_expires_in", "user"}
 USER_FIELDS = {"id", "email", "name", "email_verified", "created_at"}
+GRPC_LABELS = {"grpc_type", "grpc_service", "grpc_method"}
+GRPC_TYPES = {"unary", "client_stream", "server_stream", "bidi_stream", "unknown"}
+PROCESS_FAMILIES = {"process_cpu_seconds", "process_resident_memory_bytes",
+                    "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+                    "process_start_time_seconds", "process_threads"}
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MAIL_MARK = re.compile(
@@ -630,6 +642,86 @@ def main() -> int:
         expect(auth.call("Introspect", token=res.access_token).active, "new session inactive")
 
     r.check("Login with the new password (token PyJWT-valid, active)", new_login)
+
+    # ---- 6. /metrics with the Prometheus Python client ------------------------------------
+    metrics_url = f"http://{args.http}/metrics"
+
+    def scrape(accept: str | None) -> tuple[str, str]:
+        request = urllib.request.Request(metrics_url)
+        if accept:
+            request.add_header("Accept", accept)
+        with urllib.request.urlopen(request, timeout=10) as res:
+            expect(res.status == 200, f"HTTP {res.status}")
+            return res.headers.get("Content-Type", ""), res.read().decode("utf-8")
+
+    def check_families(families: dict[str, Any], build_family: str) -> None:
+        for name in ("grpc_server_started", "grpc_server_handled", "grpc_server_msg_received",
+                     "grpc_server_msg_sent", "grpc_server_handling_seconds"):
+            expect(name in families, f"family {name} missing")
+        handled = families["grpc_server_handled"]
+        expect(handled.type == "counter", f"grpc_server_handled is a {handled.type}")
+        for sample in handled.samples:
+            expect(set(sample.labels) == GRPC_LABELS | {"grpc_code"},
+                   f"grpc_server_handled labels {sorted(sample.labels)}")
+            expect(sample.labels["grpc_type"] in GRPC_TYPES,
+                   f"grpc_type {sample.labels['grpc_type']!r}")
+            expect(sample.labels["grpc_code"] in grpc.StatusCode.__members__,
+                   f"grpc_code {sample.labels['grpc_code']!r} is not a canonical code name")
+
+        def value(family: str, sample_name: str, **labels: str) -> float:
+            for sample in families[family].samples:
+                if sample.name == sample_name and sample.labels == labels:
+                    return sample.value
+            raise AssertionError(f"no {sample_name}{labels}")
+
+        login = {"grpc_type": "unary", "grpc_service": AUTH_SERVICE, "grpc_method": "Login"}
+        ok_logins = value("grpc_server_handled", "grpc_server_handled_total",
+                          grpc_code="OK", **login)
+        expect(ok_logins >= 2, f"{ok_logins} Login calls handled OK, expected at least 2")
+        denied = value("grpc_server_handled", "grpc_server_handled_total",
+                       grpc_code="UNAUTHENTICATED", **login)
+        expect(denied >= 2, f"{denied} Login calls handled UNAUTHENTICATED")
+        reflection = {"grpc_type": "bidi_stream",
+                      "grpc_service": "grpc.reflection.v1alpha.ServerReflection",
+                      "grpc_method": "ServerReflectionInfo"}
+        expect(value("grpc_server_started", "grpc_server_started_total", **reflection) >= 1,
+               "reflection calls not counted as bidi_stream")
+        histogram = families["grpc_server_handling_seconds"]
+        expect(histogram.type == "histogram", f"handling_seconds is a {histogram.type}")
+        expect(value("grpc_server_handling_seconds", "grpc_server_handling_seconds_count",
+                     **login) >= 4, "Login handling times not observed")
+        for name in PROCESS_FAMILIES:
+            expect(name in families, f"family {name} missing")
+        expect(value("process_resident_memory_bytes", "process_resident_memory_bytes") > 0,
+               "process_resident_memory_bytes is 0")
+        build = [s for s in families[build_family].samples if s.name == "authd_build_info"]
+        expect(len(build) == 1 and build[0].value == 1 and build[0].labels.get("version"),
+               f"authd_build_info samples {build}")
+        for name in ("authd_mail_sent", "authd_mail_logged", "authd_mail_failures",
+                     "authd_mail_undeliverable", "authd_audit_dropped", "authd_database_up"):
+            expect(name in families, f"family {name} missing")
+
+    def metrics_prometheus_text():
+        content_type, body = scrape(None)
+        expect(content_type.startswith("text/plain; version=0.0.4"),
+               f"Content-Type {content_type!r}")
+        families = {f.name: f for f in prometheus_families(body)}
+        check_families(families, "authd_build_info")
+
+    r.check("/metrics (plain scrape) parses as Prometheus text with the gRPC ecosystem's "
+            "families and labels, process_* and authd_build_info", metrics_prometheus_text)
+
+    def metrics_openmetrics():
+        content_type, body = scrape(
+            "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3")
+        expect(content_type.startswith("application/openmetrics-text; version=1.0.0"),
+               f"Content-Type {content_type!r}")
+        families = {f.name: f for f in openmetrics_families(body)}
+        expect(families["authd_build"].type == "info", "authd_build is not an info metric")
+        check_families(families, "authd_build")
+
+    r.check("/metrics (Accept: OpenMetrics) parses with the strict OpenMetrics parser",
+            metrics_openmetrics)
 
     channel.close()
     print(f"{r.passed} passed, {r.failed} failed", flush=True)

@@ -14,6 +14,15 @@ pub use auth::AuthGrpc;
 pub use client::TrustedProxies;
 pub use layer::MetricsLayer;
 
+/// The encoded descriptors of every service the gRPC port serves: AuthService, health, and
+/// both reflection versions. The metrics' method table is made from these.
+pub const DESCRIPTOR_SETS: [&[u8]; 4] = [
+    pb::FILE_DESCRIPTOR_SET,
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+];
+
 /// Code generated from `proto/auth/v1/auth.proto`.
 pub mod pb {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]

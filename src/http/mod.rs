@@ -2,11 +2,11 @@
 //! and Prometheus metrics.
 
 use crate::crypto::keys::{JWKS_MAX_AGE_SECS, KeyRing};
-use crate::metrics::Metrics;
+use crate::metrics::{Format, Metrics};
 use crate::store::Store;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use std::sync::Arc;
@@ -67,8 +67,20 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {
+/// OpenMetrics for scrapers that ask for it (Prometheus does), Prometheus text 0.0.4 otherwise.
+async fn metrics_text(State(state): State<HttpState>, headers: HeaderMap) -> impl IntoResponse {
+    let format = Format::negotiate(
+        headers
+            .get(header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok()),
+    );
     let queued = state.store.queued_mail_count().await.ok();
-    let body = state.metrics.render(queued, queued.is_some());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    let body = state.metrics.encode(format, queued, queued.is_some());
+    (
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "accept"),
+        ],
+        body,
+    )
 }

@@ -409,10 +409,20 @@ pub async fn stored_hash(app: &TestApp, email: &str) -> String {
 
 /// A plain HTTP/1.1 GET, enough for the side port's small answers.
 pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http_get_with(addr, path, &[]).await
+}
+
+/// [`http_get`] with extra request headers.
+pub async fn http_get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("HTTP connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await

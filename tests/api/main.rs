@@ -14,6 +14,7 @@ mod bad_input;
 mod flows;
 mod mail;
 mod memory;
+mod metrics;
 mod outage;
 mod passwords;
 mod races;

@@ -66,7 +66,7 @@ async fn the_http_side_port_serves_probes_metrics_and_the_jwks() {
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     assert!(
         metrics.body.contains(
-            "authd_grpc_requests_total{method=\"auth.v1.AuthService/Login\",code=\"OK\"} 1"
+            "grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"auth.v1.AuthService\",grpc_method=\"Login\",grpc_code=\"OK\"} 1\n"
         ),
         "{}",
         metrics.body
