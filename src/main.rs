@@ -2,7 +2,7 @@
 
 use authd::config::{Cli, Command, IntrospectClientCommand, LogFormat};
 use authd::grpc::client_auth;
-use authd::{startup, telemetry};
+use authd::{healthcheck, startup, telemetry};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -23,6 +23,16 @@ async fn main() -> ExitCode {
         }
         Command::IntrospectClient(IntrospectClientCommand::New { client_id }) => {
             client_auth::new_credential(&client_id).map(|text| print!("{text}"))
+        }
+        Command::Healthcheck(settings) => {
+            // One line on stderr and exit 1: what a container runtime shows for a failed check.
+            return match healthcheck::run(&settings).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("authd healthcheck: {err:#}");
+                    ExitCode::FAILURE
+                }
+            };
         }
     };
     match result {
