@@ -181,7 +181,7 @@ async fn with_tls_it_trusts_exactly_the_served_certificate_whatever_its_names() 
     assert_eq!(outcome.code, Some(0), "stderr: {}", outcome.stderr);
 
     // Plaintext to a TLS port fails.
-    assert_fails(&healthcheck(&[grpc.clone()], &[]).await, "");
+    assert_fails(&healthcheck(std::slice::from_ref(&grpc), &[]).await, "");
 
     // Another certificate of the same CA is not the one served: refused.
     let other = TlsFiles::new(&ca.server("another", 8));
