@@ -31,6 +31,32 @@ pub enum Command {
     /// Service credentials for callers of Introspect (AUTHD_INTROSPECT_CLIENTS).
     #[command(subcommand)]
     IntrospectClient(IntrospectClientCommand),
+    /// Ask the local server's gRPC health service; exit 0 when SERVING, 1 otherwise (container
+    /// HEALTHCHECK).
+    Healthcheck(HealthcheckSettings),
+}
+
+/// Where `authd healthcheck` finds the server: the same variables `serve` reads, so in a
+/// container it needs no flags. An unspecified listen address (`0.0.0.0`, `[::]`) means loopback.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckSettings {
+    /// gRPC address the server listens on.
+    #[arg(long, env = "AUTHD_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+    /// HTTP side port; asked (`/readyz`) instead of gRPC when the gRPC port requires client
+    /// certificates (AUTHD_TLS_CLIENT_CA).
+    #[arg(long, env = "AUTHD_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// The certificate the gRPC port serves: with it, the check speaks TLS and accepts exactly
+    /// that certificate.
+    #[arg(long, env = "AUTHD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Set when the gRPC port requires client certificates (mTLS).
+    #[arg(long, env = "AUTHD_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// How long the whole check may take, connection included.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod grpc;
+pub mod healthcheck;
 pub mod http;
 pub mod mail;
 pub mod metrics;

@@ -5,7 +5,7 @@
 
 use authd::config::{self, CliError, Command, IntrospectClientCommand, LogFormat, SettingsError};
 use authd::grpc::client_auth;
-use authd::{startup, telemetry};
+use authd::{healthcheck, startup, telemetry};
 use std::process::ExitCode;
 
 const BAD_SETTINGS: u8 = 2;
@@ -20,6 +20,17 @@ async fn main() -> ExitCode {
         }
         Err(CliError::Invalid(err)) => return bad_settings(&err),
     };
+    if let Command::Healthcheck(settings) = &loaded.cli.command {
+        // No logging: one line on stderr and exit 1 is what a container runtime shows for a
+        // failed check.
+        return match healthcheck::run(settings).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("authd healthcheck: {}", telemetry::error_chain(&err));
+                ExitCode::FAILURE
+            }
+        };
+    }
     let log_format = match &loaded.cli.command {
         Command::Serve(settings) => settings.log_format,
         _ => LogFormat::Text,
@@ -37,6 +48,7 @@ async fn main() -> ExitCode {
         Command::IntrospectClient(IntrospectClientCommand::New { client_id }) => {
             client_auth::new_credential(&client_id).map(|text| print!("{text}"))
         }
+        Command::Healthcheck(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -65,7 +65,7 @@ where
     let problems = match &cli.command {
         Command::Serve(settings) => settings.problems(),
         Command::Migrate(database) => database.problems(),
-        Command::IntrospectClient(_) => Vec::new(),
+        Command::IntrospectClient(_) | Command::Healthcheck(_) => Vec::new(),
     };
     if problems.is_empty() {
         Ok(Loaded { cli, warnings })

@@ -12,6 +12,7 @@ mod smtp;
 mod abuse;
 mod bad_input;
 mod flows;
+mod healthcheck;
 mod mail;
 mod memory;
 mod metrics;

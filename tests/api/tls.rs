@@ -27,19 +27,19 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A test certificate authority.
-struct Ca {
+pub(crate) struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// A certificate and its key, as PEM, and the certificate's DER to compare with what is served.
-struct Issued {
-    cert_pem: String,
-    key_pem: String,
+pub(crate) struct Issued {
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
     der: CertificateDer<'static>,
 }
 
 impl Ca {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
@@ -53,7 +53,7 @@ impl Ca {
     }
 
     /// A server certificate for localhost and 127.0.0.1.
-    fn server(&self, name: &str, serial: u64) -> Issued {
+    pub(crate) fn server(&self, name: &str, serial: u64) -> Issued {
         self.issue(
             vec!["localhost".into(), "127.0.0.1".into()],
             name,
@@ -66,7 +66,7 @@ impl Ca {
         self.issue(vec![], name, 100, ExtendedKeyUsagePurpose::ClientAuth)
     }
 
-    fn issue(
+    pub(crate) fn issue(
         &self,
         names: Vec<String>,
         common_name: &str,
@@ -91,12 +91,12 @@ impl Ca {
 }
 
 /// The files authd reads: server certificate, key, client CA.
-struct TlsFiles {
+pub(crate) struct TlsFiles {
     dir: tempfile::TempDir,
 }
 
 impl TlsFiles {
-    fn new(server: &Issued) -> Self {
+    pub(crate) fn new(server: &Issued) -> Self {
         let files = Self {
             dir: tempfile::tempdir().unwrap(),
         };
@@ -108,7 +108,7 @@ impl TlsFiles {
         self.dir.path().join(name)
     }
 
-    fn cert(&self) -> PathBuf {
+    pub(crate) fn cert(&self) -> PathBuf {
         self.path("server.pem")
     }
 
@@ -129,7 +129,7 @@ impl TlsFiles {
     }
 
     /// Flags that turn TLS on with these files, re-read every second.
-    fn flags(&self) -> Vec<String> {
+    pub(crate) fn flags(&self) -> Vec<String> {
         vec![
             "--tls-cert".into(),
             self.cert().display().to_string(),
@@ -140,7 +140,7 @@ impl TlsFiles {
         ]
     }
 
-    fn with_client_ca(&self, ca: &Ca) -> Vec<String> {
+    pub(crate) fn with_client_ca(&self, ca: &Ca) -> Vec<String> {
         let path = self.path("clients-ca.pem");
         self.write(&path, &ca.pem());
         let mut flags = self.flags();
@@ -149,7 +149,7 @@ impl TlsFiles {
     }
 }
 
-async fn spawn(flags: &[String]) -> TestApp {
+pub(crate) async fn spawn(flags: &[String]) -> TestApp {
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     TestApp::spawn_with(&flags).await
 }
