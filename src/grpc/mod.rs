@@ -22,4 +22,10 @@ pub mod pb {
     /// Encoded descriptors of the proto files, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/auth_descriptor.bin"));
+
+    /// Encoded descriptors of `google/rpc/error_details.proto` and its import
+    /// (`google/protobuf/duration.proto`), so that reflection clients can decode the
+    /// `google.rpc.BadRequest` and `google.rpc.RetryInfo` details that authd's errors carry.
+    pub const ERROR_DETAILS_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/error_details_descriptor.bin"));
 }
