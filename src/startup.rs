@@ -46,6 +46,8 @@ pub struct Application {
     grpc_tls: Option<GrpcTls>,
     introspect_callers: Arc<ClientAuth>,
     http_listener: TcpListener,
+    /// The `iss` claim, named by the discovery documents.
+    issuer: String,
 }
 
 impl Application {
@@ -145,6 +147,7 @@ impl Application {
             grpc_tls,
             introspect_callers,
             http_listener,
+            issuer: settings.issuer(),
         })
     }
 
@@ -222,6 +225,7 @@ impl Application {
                 Arc::clone(&self.keys),
                 self.store.clone(),
                 Arc::clone(&self.metrics),
+                &self.issuer,
             ),
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()));

@@ -1,26 +1,37 @@
-//! The HTTP side port: the JWK Set for verifiers and sidecars, liveness and readiness probes,
-//! and Prometheus metrics.
+//! The HTTP side port: the JWK Set for verifiers and sidecars, the discovery documents that
+//! point to it, liveness and readiness probes, and Prometheus metrics.
+
+mod cache;
+pub mod discovery;
 
 use crate::crypto::keys::{JWKS_MAX_AGE_SECS, KeyRing};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use cache::Cacheable;
 use std::sync::Arc;
+
+/// The media type of a JWK Set (RFC 7517 §8.5).
+const JWK_SET_CONTENT_TYPE: &str = "application/jwk-set+json";
 
 #[derive(Clone)]
 struct HttpState {
     keys: Arc<KeyRing>,
     store: Store,
     metrics: Arc<Metrics>,
+    /// The `iss` of access tokens, which the discovery documents name.
+    issuer: Arc<str>,
 }
 
-pub fn router(keys: Arc<KeyRing>, store: Store, metrics: Arc<Metrics>) -> Router {
+pub fn router(keys: Arc<KeyRing>, store: Store, metrics: Arc<Metrics>, issuer: &str) -> Router {
     Router::new()
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/openid-configuration", get(metadata))
+        .route("/.well-known/oauth-authorization-server", get(metadata))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -28,20 +39,27 @@ pub fn router(keys: Arc<KeyRing>, store: Store, metrics: Arc<Metrics>) -> Router
             keys,
             store,
             metrics,
+            issuer: issuer.into(),
         })
 }
 
-async fn jwks(State(state): State<HttpState>) -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "application/json".to_owned()),
-            (
-                header::CACHE_CONTROL,
-                format!("public, max-age={JWKS_MAX_AGE_SECS}"),
-            ),
-        ],
-        state.keys.current().jwks_json().to_string(),
-    )
+async fn jwks(State(state): State<HttpState>, request: HeaderMap) -> impl IntoResponse {
+    Cacheable {
+        content_type: JWK_SET_CONTENT_TYPE,
+        max_age_secs: JWKS_MAX_AGE_SECS,
+        body: state.keys.current().jwks_json().to_string(),
+    }
+    .respond(&request)
+}
+
+/// RFC 8414 and OIDC Discovery metadata (one document; see `discovery`).
+async fn metadata(State(state): State<HttpState>, request: HeaderMap) -> impl IntoResponse {
+    Cacheable {
+        content_type: "application/json",
+        max_age_secs: discovery::DISCOVERY_MAX_AGE_SECS,
+        body: discovery::metadata(&state.issuer, &state.keys.current()).to_string(),
+    }
+    .respond(&request)
 }
 
 async fn healthz() -> &'static str {

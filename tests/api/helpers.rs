@@ -269,6 +269,16 @@ impl TestApp {
     pub async fn http_get(&self, path: &str) -> HttpResponse {
         http_get(self.http_addr, path).await
     }
+
+    /// A request with a method and headers of the caller's choice on the HTTP side port.
+    pub async fn http_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> HttpResponse {
+        http_request(self.http_addr, method, path, headers).await
+    }
 }
 
 pub fn settings(database_url: &str, smtp_url: &str, extra: &[String]) -> authd::config::Settings {
@@ -365,10 +375,25 @@ pub async fn stored_hash(app: &TestApp, email: &str) -> String {
 
 /// A plain HTTP/1.1 GET, enough for the side port's small answers.
 pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http_request(addr, "GET", path, &[]).await
+}
+
+/// A plain HTTP/1.1 request with extra headers.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("HTTP connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await
