@@ -100,6 +100,7 @@ impl Application {
                 max_bytes: (settings.password.algorithm == HashAlgorithm::Bcrypt).then_some(72),
                 service_name: settings.password.service_name.clone(),
             },
+            default_client_id: settings.default_client_id.clone(),
         };
         let (audit, audit_writer) = AuditLog::new(store.clone(), Arc::clone(&metrics));
         let service = Arc::new(AuthService {

@@ -241,6 +241,24 @@ impl TestApp {
             .login(pb::LoginRequest {
                 email: email.into(),
                 password: password.into(),
+                client_id: String::new(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Login naming the OAuth client the session is for.
+    pub async fn login_as(
+        &mut self,
+        email: &str,
+        password: &str,
+        client_id: &str,
+    ) -> Result<TokenResponse, tonic::Status> {
+        self.client
+            .login(pb::LoginRequest {
+                email: email.into(),
+                password: password.into(),
+                client_id: client_id.into(),
             })
             .await
             .map(tonic::Response::into_inner)

@@ -11,6 +11,7 @@ mod smtp;
 
 mod abuse;
 mod bad_input;
+mod client_id;
 mod discovery;
 mod flows;
 mod mail;

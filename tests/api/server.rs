@@ -269,6 +269,7 @@ async fn shutdown_lets_an_in_flight_call_finish() {
             .login(pb::LoginRequest {
                 email: "slow@example.com".into(),
                 password: "slow password".into(),
+                client_id: String::new(),
             })
             .await;
         (answer, Instant::now())
