@@ -143,7 +143,8 @@ async fn malformed_client_ids_are_invalid_argument_naming_the_field_and_start_no
 
 #[tokio::test]
 async fn parallel_logins_with_different_clients_keep_theirs() {
-    let mut app = TestApp::spawn().await;
+    // Logins in flight count against the throttle until they succeed: room for eight at once.
+    let mut app = TestApp::spawn_with(&["--throttle-client-account-failures", "50"]).await;
     app.signup_verified_login("many@example.com").await;
     let calls: Vec<_> = (0..8)
         .map(|i| {
