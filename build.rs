@@ -2,6 +2,9 @@
 //! needs no system `protoc`. The encoded descriptor set is written next to the generated code for
 //! gRPC server reflection.
 //!
+//! `proto/google/rpc/error_details.proto` (googleapis, vendored) is compiled into a descriptor
+//! set of its own for reflection only: its Rust types come from `tonic-types`.
+//!
 //! The AuthService server and client use authd's own codec (`src/grpc/codec.rs`): prost's
 //! encoding, and a decoder that answers a request that does not decode with INVALID_ARGUMENT.
 //! Messages know their protobuf names (`prost::Name`), so that answer can say which message it
@@ -15,6 +18,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(["auth/v1/auth.proto"], ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out_dir.join("auth_descriptor.bin"), fds.encode_to_vec())?;
+    let details = protox::compile(["google/rpc/error_details.proto"], ["proto"])?;
+    fs::write(
+        out_dir.join("error_details_descriptor.bin"),
+        details.encode_to_vec(),
+    )?;
     let mut config = prost_build::Config::new();
     config.enable_type_names();
     tonic_prost_build::configure()

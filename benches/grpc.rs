@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
     let login = || LoginRequest {
         email: EMAIL.into(),
         password: PASSWORD.into(),
+        client_id: String::new(),
     };
     let access_token: std::sync::Arc<str> = client
         .login(login())

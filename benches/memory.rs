@@ -105,6 +105,7 @@ async fn flood(channel: &Channel, clients: usize, logins: usize, round: usize) -
                     .login(LoginRequest {
                         email: format!("flood-{round}-{i}@example.com"),
                         password: "not the password, ever".into(),
+                        client_id: String::new(),
                     })
                     .await;
                 match answer {

@@ -139,6 +139,7 @@ async fn timed_call(client: &mut AuthServiceClient<Channel>, call: &str, email: 
             .login(LoginRequest {
                 email: email.into(),
                 password: "a wrong password".into(),
+                client_id: String::new(),
             })
             .await
             .map(|_| ()),

@@ -6,6 +6,7 @@ mod check;
 
 pub use check::{CliError, Loaded, Problem, SettingsError, parse_args, parse_bool};
 
+use crate::domain::ClientId;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf, time::Duration};
@@ -128,6 +129,10 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub audience: Vec<String>,
+    /// `client_id` claim of access tokens whose Login names no client (RFC 9068); also the
+    /// client of sessions from before client ids were recorded.
+    #[arg(long, env = "AUTHD_DEFAULT_CLIENT_ID", default_value = "authd", value_parser = ClientId::from_setting)]
+    pub default_client_id: ClientId,
     /// Base URL of the links in mails.
     #[arg(long, env = "AUTHD_APP_URL", default_value = "http://localhost:3000")]
     pub app_url: String,
@@ -514,6 +519,18 @@ mod tests {
         assert!(settings.require_verified_email);
         assert_eq!(settings.password.min_length, 15, "NIST SP 800-63B rev 4");
         assert_eq!(settings.password.service_name, "authd");
+        assert_eq!(settings.default_client_id.as_str(), "authd");
+    }
+
+    #[test]
+    fn a_bad_default_client_id_names_the_setting() {
+        for bad in ["", "two words", "a/b", &"x".repeat(65)] {
+            let err = Cli::try_parse_from(["authd", "serve", "--default-client-id", bad])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("--default-client-id"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct Application {
     http_listener: TcpListener,
     /// Time between readiness going NOT_SERVING and the listeners closing.
     shutdown_grace: Duration,
+    /// The `iss` claim, named by the discovery documents.
+    issuer: String,
 }
 
 impl Application {
@@ -125,6 +127,7 @@ impl Application {
                 max_bytes: (settings.password.algorithm == HashAlgorithm::Bcrypt).then_some(72),
                 service_name: settings.password.service_name.clone(),
             },
+            default_client_id: settings.default_client_id.clone(),
         };
         let (audit, audit_writer) = AuditLog::new(store.clone(), Arc::clone(&metrics));
         let service = Arc::new(AuthService {
@@ -172,6 +175,7 @@ impl Application {
             introspect_callers,
             http_listener,
             shutdown_grace: settings.shutdown_grace,
+            issuer: settings.issuer(),
         })
     }
 
@@ -212,14 +216,14 @@ impl Application {
             status,
             draining_rx.clone(),
         ));
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let reflection = || {
+            crate::grpc::REFLECTED_DESCRIPTOR_SETS.iter().fold(
+                tonic_reflection::server::Builder::configure(),
+                |builder, set| builder.register_encoded_file_descriptor_set(set),
+            )
+        };
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
         let auth = pb::auth_service_server::AuthServiceServer::new(AuthGrpc::new(
             Arc::clone(&self.service),
             self.proxies.clone(),
@@ -251,6 +255,7 @@ impl Application {
                 Arc::clone(&self.keys),
                 self.store.clone(),
                 Arc::clone(&self.metrics),
+                &self.issuer,
                 draining_rx,
             ),
         )

@@ -6,7 +6,7 @@
 
 use authd::crypto::jwt::{AccessClaims, AccessTokens, Subject};
 use authd::crypto::keys::{KeyRing, KeySet, StoredKey};
-use authd::domain::{SessionId, UserId};
+use authd::domain::{ClientId, SessionId, UserId};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
@@ -34,9 +34,11 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
         .as_secs();
+    let client_id = ClientId::parse("client_id", "fuzz").expect("a client id");
     let subject = Subject {
         user_id: UserId::new(),
         session_id: SessionId::new(),
+        client_id: &client_id,
         email: "ada@example.com",
         email_verified: true,
     };

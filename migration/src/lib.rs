@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_initial;
 mod m20261201_000002_throttles_and_audit;
+mod m20261202_000003_session_client_id;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261201_000002_throttles_and_audit::Migration),
+            Box::new(m20261202_000003_session_client_id::Migration),
         ]
     }
 }

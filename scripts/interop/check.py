@@ -8,8 +8,13 @@ Proves two things against a running authd (started by scripts/interop-check):
    ProtoReflectionDescriptorDatabase and protobuf's descriptor_pool / message_factory. There are
    no generated stubs and no .proto file here; calls go through channel.unary_unary with the
    serializers of the dynamically built classes.
-2. An unrelated JWT library (PyJWT) validates authd's access token from the public JWKS alone.
-3. /metrics parses with the Prometheus Python client's parsers, both the Prometheus text format
+2. An unrelated JWT library (PyJWT) validates authd's access token starting from the issuer URL
+   alone: OpenID configuration -> jwks_uri -> PyJWKClient; the JWK Set answers a conditional
+   request with 304. With --node-dir, Node's jose (createRemoteJWKSet) does the same.
+3. Error details decode with reflection only: the google.rpc.BadRequest in
+   grpc-status-details-bin is decoded with the descriptor that reflection serves, and, with
+   --grpcurl, a stock grpcurl prints the field violation.
+4. /metrics parses with the Prometheus Python client's parsers, both the Prometheus text format
    (a plain scrape) and OpenMetrics (what Prometheus asks for), with the gRPC ecosystem's
    families and labels, process_* and authd_build_info.
 
@@ -27,9 +32,11 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import sys
 import time
 import traceback
+import urllib.error
 import urllib.request
 from typing import Any, Callable
 
@@ -55,7 +62,7 @@ CALL_TIMEOUT = 15.0  # seconds per RPC (argon2id hashing is deliberately slow)
 # The contract's AuthService (docs api.md): RPC -> (request fields, response fields).
 CONTRACT_METHODS: dict[str, tuple[set[str], set[str]]] = {
     "Signup": ({"email", "password", "name"}, {"user"}),
-    "Login": ({"email", "password"}, set()),  # response: TokenResponse, checked separately
+    "Login": ({"email", "password", "client_id"}, set()),  # response: TokenResponse, see below
     "Refresh": ({"refresh_token"}, set()),
     "Logout": ({"refresh_token", "all_sessions"}, set()),
     "VerifyEmail": ({"token"}, {"user"}),
@@ -65,7 +72,7 @@ CONTRACT_METHODS: dict[str, tuple[set[str], set[str]]] = {
     "Introspect": (
         {"token"},
         {"active", "sub", "email", "sid", "jti", "iss", "aud", "exp", "iat",
-         "email_verified", "token_type"},
+         "email_verified", "token_type", "client_id"},
     ),
     "GetJwks": (set(), {"jwks_json"}),
 }
@@ -188,6 +195,32 @@ def bad_request_fields(err: grpc.RpcError) -> list[str]:
     return fields
 
 
+def reflected_details(err: grpc.RpcError, pool: descriptor_pool.DescriptorPool) -> list[Any]:
+    """The details of grpc-status-details-bin, each decoded with the descriptor of its type that
+    server reflection serves (not the generated error_details_pb2). Only the google.rpc.Status
+    envelope, which every gRPC library knows, comes from grpcio-status."""
+    status = rpc_status.from_call(err)
+    expect(status is not None, "no google.rpc.Status in grpc-status-details-bin")
+    decoded = []
+    for detail in status.details:
+        name = detail.type_url.rsplit("/", 1)[-1]
+        cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+        message = cls()
+        message.ParseFromString(detail.value)
+        decoded.append(message)
+    return decoded
+
+
+def http_fetch(url: str, headers: dict[str, str] | None = None):
+    """(status, headers, body) of a GET; a 304 or other non-2xx answer is returned, not raised."""
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as res:
+            return res.status, res.headers, res.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
+
 # --------------------------------------------------------------------------------------------
 # Mails from authd's log (no SMTP server is configured)
 
@@ -242,8 +275,12 @@ def main() -> int:
                     help="AUTHD_REFRESH_TTL in seconds")
     ap.add_argument("--mail-wait", type=float, default=20.0,
                     help="seconds to wait for a mail to appear in the log")
+    ap.add_argument("--grpcurl", help="a grpcurl binary: check what it prints of error details")
+    ap.add_argument("--node-dir",
+                    help="folder with verify.mjs and its node_modules (jose): verify with Node")
     args = ap.parse_args()
     issuer = args.issuer or f"http://{args.http}"
+    # The fallback only keeps later checks meaningful if discovery fails (which fails its check).
     jwks_url = f"http://{args.http}/.well-known/jwks.json"
 
     r = Report()
@@ -340,6 +377,52 @@ def main() -> int:
     r.check('Health/Check "" is SERVING', health_check(""))
     r.check('Health/Check "auth.v1.AuthService" is SERVING', health_check(AUTH_SERVICE))
 
+    # ---- discovery, from the issuer URL alone ---------------------------------------------------
+    def discover():
+        status, headers, body = http_fetch(issuer.rstrip("/") + "/.well-known/openid-configuration")
+        expect(status == 200, f"HTTP {status}")
+        expect(headers.get_content_type() == "application/json",
+               f"Content-Type {headers.get('Content-Type')!r}")
+        cache = headers.get("Cache-Control", "")
+        expect("public" in cache and "max-age=" in cache, f"Cache-Control {cache!r}")
+        doc = json.loads(body)
+        expect(doc.get("issuer") == issuer, f"issuer {doc.get('issuer')!r} != {issuer!r}")
+        expect(doc.get("id_token_signing_alg_values_supported") == ["EdDSA"],
+               f"algorithms {doc.get('id_token_signing_alg_values_supported')!r}")
+        expect(doc.get("subject_types_supported") == ["public"], "subject_types_supported")
+        for absent in ("authorization_endpoint", "token_endpoint", "introspection_endpoint"):
+            expect(absent not in doc, f"{absent} advertised, but authd has no such HTTP endpoint")
+        status, _, body = http_fetch(issuer.rstrip("/")
+                                     + "/.well-known/oauth-authorization-server")
+        expect(status == 200 and json.loads(body) == doc,
+               "RFC 8414 metadata differs from the OpenID configuration")
+        return doc
+
+    discovered = r.check("discovery: <issuer>/.well-known/openid-configuration (and RFC 8414 "
+                         "metadata) name the issuer, jwks_uri, EdDSA, no absent endpoints",
+                         discover)
+    if discovered:
+        jwks_url = discovered["jwks_uri"]
+
+    def jwks_conditional():
+        need(discovered)
+        status, headers, body = http_fetch(jwks_url)
+        expect(status == 200, f"HTTP {status}")
+        expect(headers.get("Content-Type") == "application/jwk-set+json",
+               f"Content-Type {headers.get('Content-Type')!r}")
+        etag = headers.get("ETag")
+        expect(etag is not None and etag.startswith('"'), f"strong ETag, got {etag!r}")
+        again, headers304, body304 = http_fetch(jwks_url, {"If-None-Match": etag})
+        expect(again == 304, f"If-None-Match with the ETag: HTTP {again}, expected 304")
+        expect(body304 == b"", "a 304 with a body")
+        expect(headers304.get("ETag") == etag, "the 304 lacks the ETag")
+        expect("max-age=" in headers304.get("Cache-Control", ""), "the 304 lacks Cache-Control")
+        other, _, body2 = http_fetch(jwks_url, {"If-None-Match": '"something-else"'})
+        expect(other == 200 and body2 == body, f"a stale ETag: HTTP {other}, expected 200")
+
+    r.check("JWKS at jwks_uri: application/jwk-set+json, strong ETag, If-None-Match -> 304",
+            jwks_conditional)
+
     # ---- 2. the account flow -----------------------------------------------------------------
     email = f"interop-{secrets.token_hex(6)}@example.com"
     password = "interop " + secrets.token_urlsafe(12)
@@ -376,9 +459,43 @@ def main() -> int:
                           grpc.StatusCode.INVALID_ARGUMENT)
         fields = bad_request_fields(err)
         expect("email" in fields, f"BadRequest field violations {fields}, expected 'email'")
+        return err
 
-    r.check("Signup with a malformed email -> INVALID_ARGUMENT with BadRequest{email}",
-            bad_email)
+    bad_email_error = r.check("Signup with a malformed email -> INVALID_ARGUMENT with "
+                              "BadRequest{email}", bad_email)
+
+    def bad_email_reflected():
+        need(bad_email_error)
+        details = reflected_details(bad_email_error, pool)
+        names = [d.DESCRIPTOR.full_name for d in details]
+        expect(names == ["google.rpc.BadRequest"], f"details {names}")
+        expect(details[0].DESCRIPTOR.file.name == "google/rpc/error_details.proto",
+               f"served as {details[0].DESCRIPTOR.file.name}")
+        fields = [v.field for v in details[0].field_violations]
+        expect(fields == ["email"], f"field violations {fields}")
+        expect(all(v.description for v in details[0].field_violations), "no description")
+
+    r.check("that BadRequest decodes with the descriptor fetched through reflection "
+            "(google/rpc/error_details.proto)", bad_email_reflected)
+
+    def grpcurl_details():
+        need(auth)
+        if not args.grpcurl:
+            raise Skip("no --grpcurl given")
+        body = json.dumps({"email": "not-an-email", "password": password, "name": "Bad"})
+        run = subprocess.run(
+            [args.grpcurl, "-plaintext", "-max-time", "15", "-d", body, args.grpc,
+             f"{AUTH_SERVICE}/Signup"],
+            capture_output=True, text=True, timeout=30)
+        out = run.stdout + run.stderr
+        expect(run.returncode != 0, f"grpcurl succeeded: {out}")
+        expect("Code: InvalidArgument" in out, f"grpcurl printed: {out}")
+        expect("type.googleapis.com/google.rpc.BadRequest" in out, f"grpcurl printed: {out}")
+        expect(re.search(r'"field":\s*"email"', out) is not None,
+               f"grpcurl does not name the field violation: {out}")
+
+    r.check("grpcurl (reflection only) prints the BadRequest field violation of a bad Signup",
+            grpcurl_details)
 
     def unverified_login():
         need(user)
@@ -437,6 +554,27 @@ def main() -> int:
 
     tokens = r.check("Login returns a Bearer pair (900 s access, 7 d refresh)", login(password))
 
+    def login_client_id():
+        need(verified)
+        res = auth.call("Login", email=email, password=password, client_id="interop-py")
+        expect(auth.call("Introspect", token=res.access_token).client_id == "interop-py",
+               "Introspect client_id")
+        payload = json.loads(base64url_decode(res.access_token.split(".")[1]))
+        expect(payload.get("client_id") == "interop-py", f"claim {payload.get('client_id')!r}")
+        again = auth.call("Refresh", refresh_token=res.refresh_token)
+        payload = json.loads(base64url_decode(again.access_token.split(".")[1]))
+        expect(payload.get("client_id") == "interop-py", "Refresh lost the client_id")
+        err = expect_code(lambda: auth.call("Login", email=email, password=password,
+                                            client_id="not a client id"),
+                          grpc.StatusCode.INVALID_ARGUMENT)
+        details = reflected_details(err, pool)
+        fields = [v.field for d in details for v in d.field_violations]
+        expect(fields == ["client_id"], f"field violations {fields}")
+        auth.call("Logout", refresh_token=again.refresh_token)
+
+    r.check("Login with client_id: claim, Introspect and Refresh keep it; a bad one -> "
+            "INVALID_ARGUMENT with BadRequest{client_id}", login_client_id)
+
     # ---- 3. PyJWT with the public JWKS only --------------------------------------------------
     def jwks_http():
         with urllib.request.urlopen(jwks_url, timeout=10) as res:
@@ -479,12 +617,30 @@ def main() -> int:
         expect(claims.get("email_verified") is True, "email_verified claim not true")
         expect(isinstance(claims.get("sid"), str) and claims["sid"], "no sid claim")
         expect(isinstance(claims.get("jti"), str) and claims["jti"], "no jti claim")
+        expect(claims.get("client_id") == "authd", f"client_id {claims.get('client_id')!r}")
         expect(claims["exp"] - claims["iat"] == args.access_ttl,
                f"exp - iat = {claims['exp'] - claims['iat']}, expected {args.access_ttl}")
         return claims
 
-    claims = r.check("PyJWT validates the access token with the JWKS (EdDSA, typ at+jwt, "
-                     "iss, aud, sub/email/sid/jti, exp-iat=900)", validate_jwt)
+    claims = r.check("PyJWT's PyJWKClient on the discovered jwks_uri validates the access "
+                     "token (EdDSA, typ at+jwt, iss, aud, sub/email/sid/jti/client_id, "
+                     "exp-iat=900)", validate_jwt)
+
+    def node_jose():
+        need(tokens, claims, discovered)
+        if not args.node_dir:
+            raise Skip("no --node-dir given")
+        run = subprocess.run(
+            ["node", os.path.join(os.path.abspath(args.node_dir), "verify.mjs"), issuer,
+             args.audience, tokens.access_token],
+            capture_output=True, text=True, timeout=30, cwd=args.node_dir)
+        expect(run.returncode == 0, f"jose refused: {run.stderr.strip() or run.stdout}")
+        verified = json.loads(run.stdout)
+        expect(verified["claims"] == claims, "jose's claims differ from PyJWT's")
+        expect(verified["header"].get("typ") == "at+jwt", f"header {verified['header']}")
+
+    r.check("Node jose: createRemoteJWKSet on the discovered jwks_uri verifies the token",
+            node_jose)
 
     def jwt_negative():
         need(claims)
@@ -525,6 +681,7 @@ def main() -> int:
         expect(res.exp == claims["exp"] and res.iat == claims["iat"], "exp/iat differ")
         expect(res.email_verified, "email_verified false")
         expect(res.token_type == "Bearer", f"token_type {res.token_type!r}")
+        expect(res.client_id == claims["client_id"], f"client_id {res.client_id!r}")
 
     r.check("Introspect: the access token is active, fields match the JWT", introspect_active)
 

@@ -2,7 +2,7 @@
 //! token's header but the `kid`: the algorithm is fixed by configuration, never read from the token.
 
 use super::keys::KeyRing;
-use crate::domain::{SessionId, UserId};
+use crate::domain::{ClientId, SessionId, UserId};
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -23,6 +23,10 @@ pub struct AccessClaims {
     pub iat: i64,
     pub jti: String,
     pub sid: String,
+    /// The OAuth client the token was issued to (RFC 9068 §2.2). Optional when read, so that
+    /// tokens issued before the claim existed still verify until they expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     pub email: String,
     pub email_verified: bool,
 }
@@ -48,6 +52,7 @@ impl Audience {
 pub struct Subject<'a> {
     pub user_id: UserId,
     pub session_id: SessionId,
+    pub client_id: &'a ClientId,
     pub email: &'a str,
     pub email_verified: bool,
 }
@@ -98,6 +103,7 @@ impl AccessTokens {
             iat: now,
             jti: uuid::Uuid::now_v7().to_string(),
             sid: subject.session_id.to_string(),
+            client_id: Some(subject.client_id.to_string()),
             email: subject.email.to_owned(),
             email_verified: subject.email_verified,
         };
@@ -147,10 +153,15 @@ mod tests {
         ))
     }
 
+    static CLIENT: std::sync::LazyLock<ClientId> = std::sync::LazyLock::new(|| {
+        ClientId::parse("client_id", "web").unwrap_or_else(|_| unreachable!())
+    });
+
     fn subject() -> Subject<'static> {
         Subject {
             user_id: UserId::new(),
             session_id: SessionId::new(),
+            client_id: &CLIENT,
             email: "a@example.com",
             email_verified: true,
         }
@@ -171,6 +182,7 @@ mod tests {
         assert_eq!(claims.sub, subject.user_id.to_string());
         assert_eq!(claims.exp - claims.iat, 900);
         assert_eq!(claims.aud, Audience::One("authd".into()));
+        assert_eq!(claims.client_id.as_deref(), Some("web"));
         Ok(())
     }
 

@@ -57,6 +57,11 @@ impl StoredKey {
         Ok(())
     }
 
+    /// The JWS `alg` this key signs with.
+    fn algorithm(&self) -> &'static str {
+        "EdDSA"
+    }
+
     fn jwk(&self) -> serde_json::Value {
         serde_json::json!({
             "kty": "OKP",
@@ -64,7 +69,7 @@ impl StoredKey {
             "x": URL_SAFE_NO_PAD.encode(&self.public_key),
             "kid": self.kid,
             "use": "sig",
-            "alg": "EdDSA",
+            "alg": self.algorithm(),
         })
     }
 }
@@ -84,6 +89,7 @@ pub struct KeySet {
     pub signing_key: EncodingKey,
     verifying: HashMap<String, DecodingKey>,
     jwks_json: Arc<str>,
+    algorithms: Vec<&'static str>,
 }
 
 impl KeySet {
@@ -92,6 +98,7 @@ impl KeySet {
         signing.check()?;
         let mut verifying = HashMap::new();
         let mut jwks = Vec::new();
+        let mut algorithms = Vec::new();
         for key in published {
             key.check()?;
             let x = URL_SAFE_NO_PAD.encode(&key.public_key);
@@ -99,6 +106,9 @@ impl KeySet {
                 .map_err(|e| anyhow::anyhow!("public key {} unusable: {e}", key.kid))?;
             verifying.insert(key.kid.clone(), decoding);
             jwks.push(key.jwk());
+            if !algorithms.contains(&key.algorithm()) {
+                algorithms.push(key.algorithm());
+            }
         }
         anyhow::ensure!(
             verifying.contains_key(&signing.kid),
@@ -110,7 +120,14 @@ impl KeySet {
             signing_key: EncodingKey::from_ed_der(&signing.private_pkcs8_der),
             verifying,
             jwks_json: jwks_json.into(),
+            algorithms,
         })
+    }
+
+    /// The `alg` values of the published keys: what verifiers must accept (the discovery
+    /// documents' `id_token_signing_alg_values_supported`).
+    pub fn algorithms(&self) -> &[&'static str] {
+        &self.algorithms
     }
 
     pub fn verifying_key(&self, kid: &str) -> Option<&DecodingKey> {

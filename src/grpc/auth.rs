@@ -50,7 +50,10 @@ impl AuthServiceRpc for AuthGrpc {
     async fn login(&self, request: Request<pb::LoginRequest>) -> Reply<pb::TokenResponse> {
         let client = self.proxies.client_info(&request);
         let r = request.into_inner();
-        let pair = self.service.login(&r.email, &r.password, client).await?;
+        let pair = self
+            .service
+            .login(&r.email, &r.password, &r.client_id, client)
+            .await?;
         Ok(Response::new(pair.into()))
     }
 
@@ -140,6 +143,7 @@ impl AuthServiceRpc for AuthGrpc {
                 iat: c.iat,
                 email_verified: c.email_verified,
                 token_type: TOKEN_TYPE.to_owned(),
+                client_id: c.client_id.unwrap_or_default(),
             },
         };
         Ok(Response::new(answer))

@@ -23,6 +23,14 @@ pub const DESCRIPTOR_SETS: [&[u8]; 4] = [
     tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
 ];
 
+/// The encoded descriptors server reflection serves, so that grpcurl and other generic clients
+/// need no proto file: the services people call, and the error details their errors carry.
+pub const REFLECTED_DESCRIPTOR_SETS: [&[u8]; 3] = [
+    pb::FILE_DESCRIPTOR_SET,
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+    pb::ERROR_DETAILS_DESCRIPTOR_SET,
+];
+
 /// Code generated from `proto/auth/v1/auth.proto`.
 pub mod pb {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -31,4 +39,10 @@ pub mod pb {
     /// Encoded descriptors of the proto files, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/auth_descriptor.bin"));
+
+    /// Encoded descriptors of `google/rpc/error_details.proto` and its import
+    /// (`google/protobuf/duration.proto`), so that reflection clients can decode the
+    /// `google.rpc.BadRequest` and `google.rpc.RetryInfo` details that authd's errors carry.
+    pub const ERROR_DETAILS_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/error_details_descriptor.bin"));
 }

@@ -1,5 +1,8 @@
-//! The HTTP side port: the JWK Set for verifiers and sidecars, liveness and readiness probes,
-//! and Prometheus metrics.
+//! The HTTP side port: the JWK Set for verifiers and sidecars, the discovery documents that
+//! point to it, liveness and readiness probes, and Prometheus metrics.
+
+mod cache;
+pub mod discovery;
 
 use crate::crypto::keys::{JWKS_MAX_AGE_SECS, KeyRing};
 use crate::metrics::{Format, Metrics};
@@ -9,8 +12,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use cache::Cacheable;
 use std::sync::Arc;
 use tokio::sync::watch;
+
+/// The media type of a JWK Set (RFC 7517 §8.5).
+const JWK_SET_CONTENT_TYPE: &str = "application/jwk-set+json";
 
 #[derive(Clone)]
 struct HttpState {
@@ -19,16 +26,21 @@ struct HttpState {
     metrics: Arc<Metrics>,
     /// True once shutdown has begun: readiness fails while calls are still served.
     draining: watch::Receiver<bool>,
+    /// The `iss` of access tokens, which the discovery documents name.
+    issuer: Arc<str>,
 }
 
 pub fn router(
     keys: Arc<KeyRing>,
     store: Store,
     metrics: Arc<Metrics>,
+    issuer: &str,
     draining: watch::Receiver<bool>,
 ) -> Router {
     Router::new()
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/openid-configuration", get(metadata))
+        .route("/.well-known/oauth-authorization-server", get(metadata))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -37,20 +49,27 @@ pub fn router(
             store,
             metrics,
             draining,
+            issuer: issuer.into(),
         })
 }
 
-async fn jwks(State(state): State<HttpState>) -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "application/json".to_owned()),
-            (
-                header::CACHE_CONTROL,
-                format!("public, max-age={JWKS_MAX_AGE_SECS}"),
-            ),
-        ],
-        state.keys.current().jwks_json().to_string(),
-    )
+async fn jwks(State(state): State<HttpState>, request: HeaderMap) -> impl IntoResponse {
+    Cacheable {
+        content_type: JWK_SET_CONTENT_TYPE,
+        max_age_secs: JWKS_MAX_AGE_SECS,
+        body: state.keys.current().jwks_json().to_string(),
+    }
+    .respond(&request)
+}
+
+/// RFC 8414 and OIDC Discovery metadata (one document; see `discovery`).
+async fn metadata(State(state): State<HttpState>, request: HeaderMap) -> impl IntoResponse {
+    Cacheable {
+        content_type: "application/json",
+        max_age_secs: discovery::DISCOVERY_MAX_AGE_SECS,
+        body: discovery::metadata(&state.issuer, &state.keys.current()).to_string(),
+    }
+    .respond(&request)
 }
 
 async fn healthz() -> &'static str {

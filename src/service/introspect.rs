@@ -23,15 +23,20 @@ impl AuthService {
         let Some(session_id) = SessionId::parse(&claims.sid) else {
             return Ok(Introspection::Inactive);
         };
-        let live = self
-            .store
-            .session(session_id)
-            .await?
-            .is_some_and(|s| s.is_live(Utc::now()) && s.user_id.to_string() == claims.sub);
-        Ok(if live {
-            Introspection::Active(claims)
-        } else {
-            Introspection::Inactive
+        let session = self.store.session(session_id).await?;
+        Ok(match session {
+            Some(s) if s.is_live(Utc::now()) && s.user_id.to_string() == claims.sub => {
+                // A token issued before the claim existed names its session's client.
+                let client_id = match claims.client_id {
+                    Some(client_id) => client_id,
+                    None => self.session_client_id(&s).to_string(),
+                };
+                Introspection::Active(AccessClaims {
+                    client_id: Some(client_id),
+                    ..claims
+                })
+            }
+            _ => Introspection::Inactive,
         })
     }
 }

@@ -21,7 +21,7 @@ use crate::crypto::jwt::AccessTokens;
 use crate::crypto::keys::KeyRing;
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::token::IssuedToken;
-use crate::domain::{PasswordPolicy, UserId};
+use crate::domain::{ClientId, PasswordPolicy, UserId};
 use crate::mail::{Mail, MailComposer};
 use crate::store::{NewOneTimeToken, Purpose, Store, UserRecord};
 use chrono::{DateTime, Utc};
@@ -46,6 +46,9 @@ pub struct Policy {
     /// Signup answers alike for a taken email (and mails its owner instead).
     pub signup_enumeration_protection: bool,
     pub password: PasswordPolicy,
+    /// The `client_id` of sessions whose login named none, and of sessions from before the
+    /// client id was recorded.
+    pub default_client_id: ClientId,
 }
 
 /// Where a call comes from: for the session record, the throttle and the audit trail.

@@ -5,24 +5,31 @@ use super::{
 };
 use crate::crypto::jwt::Subject;
 use crate::crypto::token::{IssuedToken, TokenDigest};
-use crate::domain::{Email, Password, SessionId, UserId, Violations};
+use crate::domain::{ClientId, Email, Password, SessionId, UserId, Violations};
 use crate::store::{NewSession, RefreshTokenRecord, Rotation, SessionRecord, UserRecord};
 use chrono::{DateTime, Utc};
 
 impl AuthService {
-    /// Checks the password and starts a session. Unknown emails cost the same as wrong
-    /// passwords and get the same answer.
+    /// Checks the password and starts a session for the OAuth client `client_id` (self-declared;
+    /// empty for the configured default). Unknown emails cost the same as wrong passwords and
+    /// get the same answer.
     #[tracing::instrument(skip_all)]
     pub async fn login(
         &self,
         email: &str,
         password: &str,
+        client_id: &str,
         client: ClientInfo,
     ) -> Result<TokenPair, AuthError> {
         let mut v = Violations::default();
         let email = v.check(Email::parse("email", email));
         let password = v.check(Password::parse_attempt("password", password));
-        let (email, password) = v.finish(email.zip(password))?;
+        let client_id = v.check(if client_id.is_empty() {
+            Ok(self.policy.default_client_id.clone())
+        } else {
+            ClientId::parse("client_id", client_id)
+        });
+        let ((email, password), client_id) = v.finish(email.zip(password).zip(client_id))?;
 
         // Counted before hashing, so guesses sent in parallel count as they arrive; taken back
         // if the call ends before its hash started.
@@ -70,6 +77,7 @@ impl AuthService {
             expires_at,
             user_agent: client.user_agent.clone(),
             ip: client.ip.clone(),
+            client_id: client_id.to_string(),
         };
         let started = self
             .store
@@ -110,7 +118,14 @@ impl AuthService {
         if verified.needs_rehash {
             self.upgrade_hash(&user, &password).await;
         }
-        self.token_pair(user, session_id, refresh.secret, now, expires_at)
+        self.token_pair(
+            user,
+            session_id,
+            &client_id,
+            refresh.secret,
+            now,
+            expires_at,
+        )
     }
 
     /// Spends a refresh token and returns a new pair for the same session. Presenting a spent
@@ -163,7 +178,8 @@ impl AuthService {
                         .user(UserId(session.user_id))
                         .session(session_id),
                 );
-                self.token_pair(user, session_id, new.secret, now, expires_at)
+                let client_id = self.session_client_id(&session);
+                self.token_pair(user, session_id, &client_id, new.secret, now, expires_at)
             }
             Rotation::SessionEnded | Rotation::AlreadySpent => Err(AuthError::InvalidRefreshToken),
         }
@@ -281,10 +297,21 @@ impl AuthService {
         }
     }
 
+    /// The client a session is for: the one its login named, or for a session from before
+    /// client ids were recorded, the configured default.
+    pub(super) fn session_client_id(&self, session: &SessionRecord) -> ClientId {
+        session
+            .client_id
+            .as_deref()
+            .and_then(|raw| ClientId::parse("client_id", raw).ok())
+            .unwrap_or_else(|| self.policy.default_client_id.clone())
+    }
+
     fn token_pair(
         &self,
         user: UserRecord,
         session_id: SessionId,
+        client_id: &ClientId,
         refresh_token: String,
         now: DateTime<Utc>,
         refresh_expires_at: DateTime<Utc>,
@@ -292,6 +319,7 @@ impl AuthService {
         let subject = Subject {
             user_id: UserId(user.id),
             session_id,
+            client_id,
             email: &user.email,
             email_verified: user.email_verified,
         };

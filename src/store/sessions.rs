@@ -14,6 +14,7 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
     pub user_agent: String,
     pub ip: String,
+    pub client_id: String,
 }
 
 /// How a rotation ended.
@@ -61,6 +62,7 @@ impl Store {
             revoked_at: Set(None),
             user_agent: Set(new.user_agent),
             ip: Set(new.ip),
+            client_id: Set(Some(new.client_id)),
         })
         .exec_without_returning(&txn)
         .await?;

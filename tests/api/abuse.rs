@@ -235,6 +235,7 @@ async fn the_cleanup_deletes_what_has_expired_and_keeps_the_rest() {
         revoked_at: Set(None),
         user_agent: Set("old".into()),
         ip: Set(String::new()),
+        client_id: Set(None),
     }
     .insert(&db)
     .await

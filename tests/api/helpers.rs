@@ -283,6 +283,24 @@ impl TestApp {
             .login(pb::LoginRequest {
                 email: email.into(),
                 password: password.into(),
+                client_id: String::new(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Login naming the OAuth client the session is for.
+    pub async fn login_as(
+        &mut self,
+        email: &str,
+        password: &str,
+        client_id: &str,
+    ) -> Result<TokenResponse, tonic::Status> {
+        self.client
+            .login(pb::LoginRequest {
+                email: email.into(),
+                password: password.into(),
+                client_id: client_id.into(),
             })
             .await
             .map(tonic::Response::into_inner)
@@ -310,6 +328,16 @@ impl TestApp {
     /// GET on the HTTP side port: status, headers (lower-case names) and body.
     pub async fn http_get(&self, path: &str) -> HttpResponse {
         http_get(self.http_addr, path).await
+    }
+
+    /// A request with a method and headers of the caller's choice on the HTTP side port.
+    pub async fn http_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> HttpResponse {
+        http_request(self.http_addr, method, path, headers).await
     }
 }
 
@@ -414,6 +442,16 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
 
 /// [`http_get`] with extra request headers.
 pub async fn http_get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    http_request(addr, "GET", path, headers).await
+}
+
+/// A plain HTTP/1.1 request with extra headers.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("HTTP connect");
@@ -422,7 +460,7 @@ pub async fn http_get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)
         .map(|(name, value)| format!("{name}: {value}\r\n"))
         .collect();
     let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await

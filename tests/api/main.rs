@@ -11,6 +11,8 @@ mod smtp;
 
 mod abuse;
 mod bad_input;
+mod client_id;
+mod discovery;
 mod flows;
 mod healthcheck;
 mod mail;

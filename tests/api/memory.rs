@@ -99,6 +99,7 @@ async fn a_login_flood_leaves_memory_bounded_and_it_goes_back_when_idle() {
                     .login(LoginRequest {
                         email: format!("flood-{caller}-{i}@example.com"),
                         password: "not the password, ever".into(),
+                        client_id: String::new(),
                     })
                     .await;
                 assert_eq!(answer.unwrap_err().code(), tonic::Code::Unauthenticated);

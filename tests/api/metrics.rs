@@ -510,6 +510,7 @@ async fn a_unary_call_the_client_abandons_is_handled_cancelled() {
         client.login(pb::LoginRequest {
             email: "slow@example.com".into(),
             password: PASSWORD.into(),
+            ..Default::default()
         }),
     )
     .await;

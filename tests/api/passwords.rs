@@ -257,6 +257,7 @@ async fn a_hash_made_before_normalization_logs_in_and_is_rehashed() {
                 .login(pb::LoginRequest {
                     email: email.into(),
                     password: NFD.into(),
+                    client_id: String::new(),
                 })
                 .await
         });
@@ -340,6 +341,7 @@ async fn with_bcrypt_configured_long_inputs_neither_log_in_nor_get_hashed() {
                 .login(pb::LoginRequest {
                     email: email.into(),
                     password: format!("{BYTES_72}{suffix}"),
+                    client_id: String::new(),
                 })
                 .await
         });

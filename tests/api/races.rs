@@ -53,6 +53,7 @@ async fn verify_reset_and_login_at_once_end_consistently() {
             c.login(pb::LoginRequest {
                 email: login_email,
                 password: new_password.into(),
+                client_id: String::new(),
             })
             .await
         });

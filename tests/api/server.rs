@@ -194,6 +194,68 @@ async fn reflection_lists_the_services_on_v1_and_v1alpha() {
     }
 }
 
+/// The files a reflection answer holds, decoded.
+fn descriptors(answer: Reflected) -> Vec<prost_types::FileDescriptorProto> {
+    use prost::Message;
+    let Reflected::Files(files) = answer else {
+        panic!("{answer:?}")
+    };
+    files
+        .iter()
+        .map(|raw| prost_types::FileDescriptorProto::decode(raw.as_slice()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn reflection_describes_the_error_details_that_errors_carry() {
+    let app = TestApp::spawn().await;
+    let channel = channel(&app).await;
+    for symbol in ["google.rpc.BadRequest", "google.rpc.RetryInfo"] {
+        let v1 = reflect!(
+            v1,
+            channel.clone(),
+            MessageRequest::FileContainingSymbol(symbol.to_owned())
+        );
+        let v1alpha = reflect!(
+            v1alpha,
+            channel.clone(),
+            MessageRequest::FileContainingSymbol(symbol.to_owned())
+        );
+        for files in [descriptors(v1), descriptors(v1alpha)] {
+            let file = files.first().expect("a file descriptor");
+            // Its canonical name, the one googleapis-common-protos and Go's errdetails use, so
+            // clients that know the file already see the same file, not a clash.
+            assert_eq!(file.name(), "google/rpc/error_details.proto");
+            assert_eq!(file.package(), "google.rpc");
+            let messages: Vec<&str> = file.message_type.iter().map(|m| m.name()).collect();
+            for expected in ["BadRequest", "RetryInfo"] {
+                assert!(messages.contains(&expected), "{messages:?}");
+            }
+            let bad_request = file
+                .message_type
+                .iter()
+                .find(|m| m.name() == "BadRequest")
+                .unwrap();
+            let violation = bad_request
+                .nested_type
+                .iter()
+                .find(|m| m.name() == "FieldViolation")
+                .expect("BadRequest.FieldViolation");
+            let fields: Vec<&str> = violation.field.iter().map(|f| f.name()).collect();
+            assert!(fields.contains(&"field") && fields.contains(&"description"));
+            assert_eq!(file.dependency, ["google/protobuf/duration.proto"]);
+        }
+    }
+    // What it imports is served too, so a client can resolve RetryInfo.retry_delay.
+    let imported = descriptors(reflect!(
+        v1,
+        channel.clone(),
+        MessageRequest::FileByFilename("google/protobuf/duration.proto".to_owned())
+    ));
+    assert_eq!(imported[0].name(), "google/protobuf/duration.proto");
+    assert_eq!(imported[0].message_type[0].name(), "Duration");
+}
+
 #[tokio::test]
 async fn shutdown_lets_an_in_flight_call_finish() {
     let app = TestApp::spawn().await;
@@ -207,6 +269,7 @@ async fn shutdown_lets_an_in_flight_call_finish() {
             .login(pb::LoginRequest {
                 email: "slow@example.com".into(),
                 password: "slow password".into(),
+                client_id: String::new(),
             })
             .await;
         (answer, Instant::now())

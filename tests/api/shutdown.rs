@@ -138,6 +138,7 @@ async fn sigterm_stops_readiness_first_and_serves_through_the_grace() {
             .login(pb::LoginRequest {
                 email: "drain@example.com".into(),
                 password: PASSWORD.into(),
+                ..Default::default()
             })
             .await
     });

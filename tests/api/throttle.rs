@@ -38,6 +38,7 @@ async fn login_from(
     let request = pb::LoginRequest {
         email: email.into(),
         password: password.into(),
+        client_id: String::new(),
     };
     app.client
         .clone()
@@ -195,6 +196,7 @@ async fn parallel_guesses_are_counted_as_they_arrive() {
             let guess = pb::LoginRequest {
                 email: "target@example.com".into(),
                 password: format!("guess number {i}"),
+                client_id: String::new(),
             };
             code(client.clone().login(from("203.0.113.50", guess)).await)
         });
@@ -251,6 +253,7 @@ async fn logins_cancelled_before_their_hash_ran_are_not_counted() {
             let request = pb::LoginRequest {
                 email: "queued@example.com".into(),
                 password: PASSWORD.into(),
+                client_id: String::new(),
             };
             app_client
                 .clone()
@@ -285,6 +288,7 @@ async fn logins_cancelled_before_their_hash_ran_are_not_counted() {
             let guess = pb::LoginRequest {
                 email: "queued@example.com".into(),
                 password: format!("guess {i} wrong"),
+                client_id: String::new(),
             };
             client.login(from(attacker, guess)).await
         });
@@ -346,6 +350,7 @@ async fn a_cancelled_login_whose_hash_ran_still_counts() {
     let guess = pb::LoginRequest {
         email: "ghost@example.com".into(),
         password: "wrong password".into(),
+        client_id: String::new(),
     };
     let mut client = app.client.clone();
     let call = client.login(from(attacker, guess));

@@ -433,6 +433,7 @@ async fn a_client_trusting_the_ca_gets_in_and_a_plaintext_one_does_not() {
         .login(pb::LoginRequest {
             email: "tls@example.com".into(),
             password: PASSWORD.into(),
+            client_id: String::new(),
         })
         .await
         .unwrap()

@@ -94,7 +94,7 @@ async fn access_tokens_carry_exactly_the_contract_claims_and_the_jwks_is_public_
     let object = claims.as_object().unwrap();
     let mut names: Vec<&str> = object.keys().map(String::as_str).collect();
     names.sort_unstable();
-    let expected = "aud email email_verified exp iat iss jti sid sub";
+    let expected = "aud client_id email email_verified exp iat iss jti sid sub";
     assert_eq!(names.join(" "), expected, "nothing more, nothing secret");
     assert_eq!(claims["aud"], "authd");
     assert_eq!(claims["iss"], "http://authd.test");
@@ -107,10 +107,10 @@ async fn access_tokens_carry_exactly_the_contract_claims_and_the_jwks_is_public_
 
     let http = app.http_get("/.well-known/jwks.json").await;
     assert_eq!(http.status, 200);
-    assert!(
-        http.header("content-type")
-            .unwrap_or_default()
-            .starts_with("application/json")
+    assert_eq!(
+        http.header("content-type"),
+        Some("application/jwk-set+json"),
+        "RFC 7517 §8.5"
     );
     let cache = http.header("cache-control").expect("Cache-Control");
     let max_age = cache

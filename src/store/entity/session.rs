@@ -12,6 +12,9 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     pub user_agent: String,
     pub ip: String,
+    /// The OAuth client the session is for; NULL (sessions from before the column) means the
+    /// configured default.
+    pub client_id: Option<String>,
 }
 
 impl Model {
