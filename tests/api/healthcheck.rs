@@ -86,10 +86,10 @@ async fn a_serving_server_passes_also_when_asked_by_its_unspecified_listen_addre
 
 #[tokio::test]
 async fn nothing_listening_fails_at_once() {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Bound but not listening: connections are refused, and no other test can take the port.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = held.local_addr().unwrap();
     let outcome = healthcheck(&[("AUTHD_GRPC_ADDR", addr.to_string())], &[]).await;
     assert_fails(&outcome, "cannot connect");
     assert!(
@@ -210,10 +210,8 @@ async fn with_mtls_it_asks_the_http_side_port() {
     let outcome = healthcheck(&env, &[]).await;
     assert_eq!(outcome.code, Some(0), "stderr: {}", outcome.stderr);
 
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    env[1].1 = dead.to_string();
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    env[1].1 = held.local_addr().unwrap().to_string();
     assert_fails(&healthcheck(&env, &[]).await, "cannot connect");
 }

@@ -30,10 +30,7 @@ impl OwnPostgres {
             .expect("an initdb under /usr/lib/postgresql/*/bin");
         let dir = tempfile::tempdir().expect("temporary folder");
         let data = dir.path().join("data");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = quiet_port();
         if is_root() {
             // PostgreSQL refuses to run as root.
             run(Command::new("chown")
@@ -84,6 +81,17 @@ impl Drop for OwnPostgres {
     fn drop(&mut self) {
         let _ = self.pg_ctl().args(["-m", "immediate", "stop"]).output();
     }
+}
+
+/// A free port below Linux's ephemeral range (32768 and up), where the ports other tests and
+/// test runs bind with port 0, and outgoing connections take, never land: the server goes down
+/// and comes up again on it, and nothing else should take it in between.
+fn quiet_port() -> u16 {
+    let seed = uuid::Uuid::now_v7().as_u128();
+    (0..2000u128)
+        .map(|i| 20_000 + ((seed >> 64).wrapping_add(i * 7919) % 12_000) as u16)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port in 20000..32000")
 }
 
 fn is_root() -> bool {

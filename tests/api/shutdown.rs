@@ -13,13 +13,6 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 const GRACE: Duration = Duration::from_secs(2);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 struct Server {
     child: Child,
     grpc: String,
@@ -42,10 +35,6 @@ impl Drop for Server {
 
 fn start(argon2_iterations: &str) -> Server {
     let dir = tempfile::tempdir().expect("temporary folder");
-    let (grpc, http) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    );
     let log = std::fs::File::create(dir.path().join("authd.log")).expect("log file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_authd"));
     for (name, _) in std::env::vars_os() {
@@ -60,8 +49,10 @@ fn start(argon2_iterations: &str) -> Server {
             "AUTHD_DATABASE_URL",
             format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display()),
         )
-        .env("AUTHD_GRPC_ADDR", &grpc)
-        .env("AUTHD_HTTP_ADDR", &http)
+        // Port 0: authd binds free ports itself and logs them, so no other test or test run
+        // can take a port between our choosing it and authd binding it.
+        .env("AUTHD_GRPC_ADDR", "127.0.0.1:0")
+        .env("AUTHD_HTTP_ADDR", "127.0.0.1:0")
         .env("AUTHD_MAIL_TO_LOG", "true")
         .env("AUTHD_REQUIRE_VERIFIED_EMAIL", "false")
         .env("AUTHD_SHUTDOWN_GRACE", format!("{}s", GRACE.as_secs()))
@@ -72,11 +63,29 @@ fn start(argon2_iterations: &str) -> Server {
         .stderr(Stdio::from(log))
         .spawn()
         .expect("start authd");
-    Server {
+    let mut server = Server {
         child,
-        grpc,
-        http,
+        grpc: String::new(),
+        http: String::new(),
         _dir: dir,
+    };
+    // "authd serving grpc_addr=127.0.0.1:41234 http_addr=127.0.0.1:41235 …"
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = server.log();
+        let addr = |key: &str| {
+            log.lines()
+                .find(|line| line.contains("authd serving"))?
+                .split_whitespace()
+                .find_map(|word| word.strip_prefix(key))
+                .map(str::to_owned)
+        };
+        if let (Some(grpc), Some(http)) = (addr("grpc_addr="), addr("http_addr=")) {
+            (server.grpc, server.http) = (grpc, http);
+            return server;
+        }
+        assert!(Instant::now() < deadline, "authd never served: {log}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -80,6 +80,9 @@ fn is_addressed_to(mail: &ReceivedMail, rcpt: &str) -> bool {
 
 pub struct SmtpServer {
     port: u16,
+    /// The bound, not yet listening, socket of a reserved server: it holds the port (so no
+    /// other test, or another test run on the machine, can take it) while refusing connections.
+    reserved: Mutex<Option<TcpSocket>>,
     inbox: Arc<Inbox>,
     /// The accept loop; it owns the connection tasks, so aborting it ends them too.
     acceptor: Mutex<Option<AbortHandle>>,
@@ -93,16 +96,17 @@ impl SmtpServer {
         server
     }
 
-    /// Picks a free port but does not listen on it: connections are refused
+    /// Binds a free port but does not listen on it: connections are refused
     /// until [`SmtpServer::come_up`] is called.
     pub async fn reserve() -> SmtpServer {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
+        let socket = TcpSocket::new_v4().expect("create SMTP socket");
+        socket
+            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .expect("bind SMTP port");
-        let port = listener.local_addr().expect("SMTP local addr").port();
-        drop(listener);
+        let port = socket.local_addr().expect("SMTP local addr").port();
         SmtpServer {
             port,
+            reserved: Mutex::new(Some(socket)),
             inbox: Arc::default(),
             acceptor: Mutex::new(None),
         }
@@ -114,11 +118,12 @@ impl SmtpServer {
         if acceptor.is_some() {
             return;
         }
-        let socket = TcpSocket::new_v4().expect("create SMTP socket");
-        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
-        socket
-            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)))
-            .expect("rebind SMTP port");
+        let socket = self
+            .reserved
+            .lock()
+            .expect("reserved lock")
+            .take()
+            .expect("a reserved socket");
         let listener = socket.listen(64).expect("listen on SMTP port");
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&self.inbox)));
         *acceptor = Some(task.abort_handle());
