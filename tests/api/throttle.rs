@@ -312,24 +312,28 @@ async fn logins_cancelled_before_their_hash_ran_are_not_counted() {
             assert_eq!(code(answer), Code::ResourceExhausted);
         }
     }
+    // On a loaded machine the owner's hash may end before every cancel has landed; then one
+    // queued guess may have taken the slot and begun its hash, and that guess rightly counts
+    // (never more than one: the slot stays taken until its hash ends, after every cancel).
+    let may_have_hashed = if busy.is_finished() { 1 } else { 0 };
     busy.await.unwrap().expect("the owner's login finishes");
     // The take-backs are written soon after the calls are gone, so none of them counts.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    let counted = loop {
         let counted = pair_count(SUM).await;
-        if counted == 0 {
-            break;
+        if counted <= may_have_hashed {
+            break counted;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "{counted} cancelled guesses still counted"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
     // A guess that runs its hash counts, once.
     let wrong = login_from(&app, attacker, "queued@example.com", "wrong password").await;
     assert_eq!(code(wrong), Code::Unauthenticated);
-    assert_eq!(pair_count(SUM).await, 1);
+    assert_eq!(pair_count(SUM).await, counted + 1);
 }
 
 #[tokio::test]
