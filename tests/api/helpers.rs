@@ -142,6 +142,19 @@ impl TestDb {
     }
 }
 
+/// The real `authd` binary, with nothing of the test's environment that could configure it
+/// (no `AUTHD_*`, no `DATABASE_URL`): what it does is what the test sets.
+pub fn authd_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_authd"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with("AUTHD_") || name == "DATABASE_URL" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 pub fn admin_url() -> String {
     std::env::var("AUTHD_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())

@@ -2,21 +2,16 @@
 //! environment (or flags), must stop before touching anything, with exit code 2 and one message
 //! that names what was set and never the secret in it.
 
+use crate::helpers::authd_command;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const SECRET: &str = "hunter2";
 
 /// `authd` with nothing of the caller's environment that could configure it, a scratch SQLite
 /// file, and mail to the log, plus `env` and `args`.
 fn authd(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_authd"));
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy().into_owned();
-        if name.starts_with("AUTHD_") || name == "DATABASE_URL" {
-            command.env_remove(name);
-        }
-    }
+    let mut command = authd_command();
     command
         .current_dir(dir)
         .env(
@@ -145,10 +140,9 @@ fn a_bad_flag_is_named_as_the_flag() {
 #[test]
 fn the_database_url_fallback_is_named_too() {
     let dir = tempfile::tempdir().expect("temporary folder");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_authd"));
+    let mut command = authd_command();
     command
         .current_dir(dir.path())
-        .env_remove("AUTHD_DATABASE_URL")
         .env("DATABASE_URL", format!("postgres://a:{SECRET}@h:1x/d"))
         .args(["migrate"]);
     let output = command.output().expect("run authd");

@@ -2,7 +2,7 @@
 //! for AUTHD_SHUTDOWN_GRACE, a call in flight finishes, then the ports close and the process
 //! exits 0. The real binary, a real signal.
 
-use crate::helpers::PASSWORD;
+use crate::helpers::{PASSWORD, authd_command};
 use authd::pb::{self, auth_service_client::AuthServiceClient};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,13 +36,7 @@ impl Drop for Server {
 fn start(argon2_iterations: &str) -> Server {
     let dir = tempfile::tempdir().expect("temporary folder");
     let log = std::fs::File::create(dir.path().join("authd.log")).expect("log file");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_authd"));
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy().into_owned();
-        if name.starts_with("AUTHD_") || name == "DATABASE_URL" {
-            command.env_remove(name);
-        }
-    }
+    let mut command = authd_command();
     let child = command
         .current_dir(dir.path())
         .env(
