@@ -4,7 +4,13 @@
 //! The database is a fresh SQLite file per test, or with `AUTHD_TEST_DATABASE=postgres` a fresh
 //! PostgreSQL database per test (on `AUTHD_TEST_POSTGRES_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). `scripts/test` runs the suite on both.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 mod helpers;
 mod smtp;

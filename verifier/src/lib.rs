@@ -1,0 +1,1 @@
+//! authd-verifier: what a service that receives authd access tokens needs to check them.
