@@ -6,6 +6,7 @@
 //! NULL` whose row count decides the winner, so concurrent callers cannot both succeed on either
 //! database.
 
+mod account;
 pub mod entity;
 mod keys;
 mod maintenance;
@@ -15,6 +16,7 @@ mod sessions;
 mod throttles;
 mod users;
 
+pub use account::{MAX_LISTED_SESSIONS, PasswordChange, PasswordChanged};
 pub use entity::{one_time_token::Model as OneTimeTokenRecord, session::Model as SessionRecord};
 pub use entity::{refresh_token::Model as RefreshTokenRecord, user::Model as UserRecord};
 pub use maintenance::{Cleaned, NewAuditEvent};
