@@ -70,7 +70,10 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let mut v = Violations::default();
-        let current = v.check(Password::parse_attempt("current_password", current_password));
+        let current = v.check(Password::parse_attempt(
+            "current_password",
+            current_password,
+        ));
         let new = v.check(Password::parse_new(
             "new_password",
             new_password,

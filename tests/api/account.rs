@@ -135,7 +135,11 @@ async fn the_profile_is_the_caller_and_the_name_changes_as_at_signup() {
     let ada = Account::new(&app, &tokens.access_token);
 
     let profile = ada.profile().await.unwrap();
-    assert_eq!(Some(&profile), tokens.user.as_ref(), "the user of the login");
+    assert_eq!(
+        Some(&profile),
+        tokens.user.as_ref(),
+        "the user of the login"
+    );
     assert_eq!(profile.email, "ada@example.com");
     assert!(profile.email_verified);
     assert!(profile.created_at.is_some());
@@ -148,7 +152,11 @@ async fn the_profile_is_the_caller_and_the_name_changes_as_at_signup() {
     );
     assert_eq!(ada.profile().await.unwrap().name, "Ada Lovelace");
     let bob = Account::new(&app, &other.access_token);
-    assert_eq!(bob.profile().await.unwrap().name, "Test User", "bob is untouched");
+    assert_eq!(
+        bob.profile().await.unwrap().name,
+        "Test User",
+        "bob is untouched"
+    );
 
     for bad in [
         String::new(),
@@ -162,7 +170,12 @@ async fn the_profile_is_the_caller_and_the_name_changes_as_at_signup() {
         "n".repeat(1024 * 1024),
     ] {
         let refused = ada.update_name(&bad).await;
-        assert_eq!(violations(refused), ["name"], "{:?}", &bad[..bad.len().min(20)]);
+        assert_eq!(
+            violations(refused),
+            ["name"],
+            "{:?}",
+            &bad[..bad.len().min(20)]
+        );
     }
     // Past the message limit the wire refuses it before any handler runs.
     assert_eq!(
@@ -238,7 +251,10 @@ async fn reflection_describes_the_account_service_and_its_methods() {
         panic!("not a service list");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(names.iter().any(|n| n == "auth.v1.AccountService"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "auth.v1.AccountService"),
+        "{names:?}"
+    );
 
     let Some(MessageResponse::FileDescriptorResponse(files)) =
         answers.message().await.unwrap().unwrap().message_response
@@ -246,8 +262,8 @@ async fn reflection_describes_the_account_service_and_its_methods() {
         panic!("not a file descriptor");
     };
     use prost::Message;
-    let file =
-        prost_types::FileDescriptorProto::decode(files.file_descriptor_proto[0].as_slice()).unwrap();
+    let file = prost_types::FileDescriptorProto::decode(files.file_descriptor_proto[0].as_slice())
+        .unwrap();
     let service = file
         .service
         .iter()
@@ -310,7 +326,11 @@ async fn a_refused_call_is_counted_as_unauthenticated() {
             .unwrap()
     };
     let before = app.http_get("/metrics").await.body;
-    assert_eq!(count(&before, "UNAUTHENTICATED"), 0.0, "every series exists from the start");
+    assert_eq!(
+        count(&before, "UNAUTHENTICATED"),
+        0.0,
+        "every series exists from the start"
+    );
 
     let nobody = Account::new(&app, "not-a-token");
     assert_eq!(code(nobody.profile().await), Code::Unauthenticated);

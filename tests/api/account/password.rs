@@ -79,11 +79,20 @@ async fn a_change_ends_every_other_session_and_keeps_the_callers() {
         .await
         .unwrap();
 
-    assert_eq!(code(app.login(email, PASSWORD).await), Code::Unauthenticated);
-    app.login(email, NEW).await.expect("the new password logs in");
+    assert_eq!(
+        code(app.login(email, PASSWORD).await),
+        Code::Unauthenticated
+    );
+    app.login(email, NEW)
+        .await
+        .expect("the new password logs in");
     let notice = app.smtp.wait_for_mail_to(email, MAIL_WAIT).await;
     assert_eq!(notice.subject, PASSWORD_CHANGED);
-    assert!(notice.body.contains("every other session"), "{}", notice.body);
+    assert!(
+        notice.body.contains("every other session"),
+        "{}",
+        notice.body
+    );
     for shown in [&notice.body, &notice.raw] {
         assert!(!shown.contains(NEW) && !shown.contains(PASSWORD));
     }
@@ -110,9 +119,18 @@ async fn the_new_password_meets_the_policy_and_refusals_change_nothing() {
         assert!(description.contains(why), "{bad:?}: {description}");
     }
     let huge = "p".repeat(1024 * 1024);
-    assert_eq!(violations(account.change_password(PASSWORD, &huge).await), ["new_password"]);
-    assert_eq!(violations(account.change_password(&huge, NEW).await), ["current_password"]);
-    assert_eq!(violations(account.change_password("", NEW).await), ["current_password"]);
+    assert_eq!(
+        violations(account.change_password(PASSWORD, &huge).await),
+        ["new_password"]
+    );
+    assert_eq!(
+        violations(account.change_password(&huge, NEW).await),
+        ["current_password"]
+    );
+    assert_eq!(
+        violations(account.change_password("", NEW).await),
+        ["current_password"]
+    );
     assert_eq!(
         violations(account.change_password("", "").await),
         ["current_password", "new_password"],
@@ -120,27 +138,38 @@ async fn the_new_password_meets_the_policy_and_refusals_change_nothing() {
     );
     // A bad new password is refused before the current one is even checked.
     assert_eq!(
-        violations(account.change_password("not my password at all", "short").await),
+        violations(
+            account
+                .change_password("not my password at all", "short")
+                .await
+        ),
         ["new_password"]
     );
 
     assert_eq!(stored_hash(&app, email).await, hash);
     assert!(app.introspect(&there.access_token).await.active);
-    app.login(email, PASSWORD).await.expect("the old password still works");
+    app.login(email, PASSWORD)
+        .await
+        .expect("the old password still works");
 }
 
 #[tokio::test]
 async fn guessing_the_current_password_counts_with_failed_logins() {
-    let mut app =
-        TestApp::spawn_with(&["--throttle-client-account-failures", "3"]).await;
+    let mut app = TestApp::spawn_with(&["--throttle-client-account-failures", "3"]).await;
     let email = "guessed@example.com";
     let stolen = app.signup_verified_login(email).await;
     let hash = stored_hash(&app, email).await;
     let thief = Account::new(&app, &stolen.access_token);
 
     // Failed logins and failed changes from one client count together.
-    assert_eq!(code(app.login(email, "first wrong guess").await), Code::Unauthenticated);
-    assert_eq!(code(app.login(email, "second wrong guess").await), Code::Unauthenticated);
+    assert_eq!(
+        code(app.login(email, "first wrong guess").await),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        code(app.login(email, "second wrong guess").await),
+        Code::Unauthenticated
+    );
     assert_eq!(
         code(thief.change_password("third wrong guess", NEW).await),
         Code::Unauthenticated
@@ -182,16 +211,26 @@ async fn of_parallel_changes_from_one_session_exactly_one_wins() {
             panic!("round {round}: {results:?}");
         };
         // The loser was told its current password is not the current one any more.
-        assert!(results.contains(&Code::Unauthenticated), "round {round}: {results:?}");
+        assert!(
+            results.contains(&Code::Unauthenticated),
+            "round {round}: {results:?}"
+        );
         for tried in candidates.iter().chain([&current]) {
             let login = code(app.login(email, tried).await);
-            let expected = if tried == *winner { Code::Ok } else { Code::Unauthenticated };
+            let expected = if tried == *winner {
+                Code::Ok
+            } else {
+                Code::Unauthenticated
+            };
             assert_eq!(login, expected, "round {round}: {tried}");
         }
         current = (*winner).clone();
         // The logins above started sessions; the next change ends them.
     }
-    account.profile().await.expect("the calling session survived every round");
+    account
+        .profile()
+        .await
+        .expect("the calling session survived every round");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -204,7 +243,10 @@ async fn of_parallel_changes_from_two_sessions_one_wins_and_ends_the_other() {
         Account::new(&app, &first.access_token),
         Account::new(&app, &second.access_token),
     ];
-    let news = ["the first session's passphrase", "the second session's passphrase"];
+    let news = [
+        "the first session's passphrase",
+        "the second session's passphrase",
+    ];
     let calls: Vec<_> = accounts
         .iter()
         .zip(news)
@@ -234,7 +276,15 @@ async fn of_parallel_changes_from_two_sessions_one_wins_and_ends_the_other() {
     );
     let refresh = [&first, &second][loser].refresh_token.clone();
     assert_eq!(code(app.refresh(&refresh).await), Code::Unauthenticated);
-    app.login(email, news[*winner]).await.expect("the winner's password");
-    assert_eq!(code(app.login(email, news[loser]).await), Code::Unauthenticated);
-    assert_eq!(code(app.login(email, PASSWORD).await), Code::Unauthenticated);
+    app.login(email, news[*winner])
+        .await
+        .expect("the winner's password");
+    assert_eq!(
+        code(app.login(email, news[loser]).await),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        code(app.login(email, PASSWORD).await),
+        Code::Unauthenticated
+    );
 }

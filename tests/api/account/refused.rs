@@ -49,9 +49,12 @@ async fn no_token_other_schemes_garbage_and_forgeries_are_unauthenticated() {
         ));
     }
     let (foreign, _) = foreign_key();
-    let resigned =
-        jsonwebtoken::encode(&header(Algorithm::EdDSA, Some("at+jwt"), Some(&kid)), &claims, &foreign)
-            .unwrap();
+    let resigned = jsonwebtoken::encode(
+        &header(Algorithm::EdDSA, Some("at+jwt"), Some(&kid)),
+        &claims,
+        &foreign,
+    )
+    .unwrap();
     forged.push(("signed by another key under the real kid".into(), resigned));
     let x = serde_json::from_str::<serde_json::Value>(
         &app.http_get("/.well-known/jwks.json").await.body,
@@ -72,17 +75,26 @@ async fn no_token_other_schemes_garbage_and_forgeries_are_unauthenticated() {
     flipped.push(if last == 'A' { 'B' } else { 'A' });
     forged.push(("a changed signature".into(), flipped));
     // A made-up token past the verifier's size bound, still within HTTP/2's header limits.
-    forged.push(("a 9 KiB token".into(), format!("{}.e30.x", "a".repeat(9 * 1024))));
+    forged.push((
+        "a 9 KiB token".into(),
+        format!("{}.e30.x", "a".repeat(9 * 1024)),
+    ));
 
     let mut headers: Vec<(String, Option<String>)> = vec![
         ("no header".into(), None),
         ("an empty header".into(), Some(String::new())),
         ("a bare Bearer".into(), Some("Bearer".into())),
         ("Bearer and a space".into(), Some("Bearer ".into())),
-        ("Basic credentials".into(), Some("Basic dXNlcjpwYXNz".into())),
+        (
+            "Basic credentials".into(),
+            Some("Basic dXNlcjpwYXNz".into()),
+        ),
         ("the token without a scheme".into(), Some(real.clone())),
         ("Bearer garbage".into(), Some("Bearer garbage".into())),
-        ("a refresh token".into(), Some(format!("Bearer {}", tokens.refresh_token))),
+        (
+            "a refresh token".into(),
+            Some(format!("Bearer {}", tokens.refresh_token)),
+        ),
     ];
     headers.extend(
         forged

@@ -53,21 +53,41 @@ async fn sessions_are_listed_newest_first_with_what_login_and_refresh_recorded()
     let listed = account.sessions().await.unwrap();
     assert_eq!(listed.len(), 3, "{listed:?}");
     let ids: Vec<&str> = listed.iter().map(|s| s.id.as_str()).collect();
-    assert_eq!(ids[..2], [session_of(&laptop.access_token), session_of(&phone.access_token)]);
+    assert_eq!(
+        ids[..2],
+        [
+            session_of(&laptop.access_token),
+            session_of(&phone.access_token)
+        ]
+    );
     let created: Vec<f64> = listed.iter().map(|s| seconds(&s.created_at)).collect();
-    assert!(created.windows(2).all(|w| w[0] >= w[1]), "newest first: {created:?}");
+    assert!(
+        created.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {created:?}"
+    );
     let current: Vec<bool> = listed.iter().map(|s| s.current).collect();
     assert_eq!(current, [true, false, false]);
-    let now = chrono::Utc::now().timestamp() as f64;
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     for s in &listed {
         assert_eq!(s.ip, "127.0.0.1", "{s:?}");
         assert!(seconds(&s.last_used_at) >= seconds(&s.created_at));
         // Seven days by default, give or take the test's own run time.
         let lives = seconds(&s.expires_at) - now;
-        assert!((7.0 * 86_400.0 - 60.0..=7.0 * 86_400.0).contains(&lives), "{s:?}");
+        assert!(
+            (7.0 * 86_400.0 - 60.0..=7.0 * 86_400.0).contains(&lives),
+            "{s:?}"
+        );
     }
-    assert!(listed[0].user_agent.contains("laptop-browser/9"), "{:?}", listed[0]);
-    assert!(listed[1].user_agent.contains("phone-app/2.1"), "{:?}", listed[1]);
+    assert!(
+        listed[0].user_agent.contains("laptop-browser/9"),
+        "{:?}",
+        listed[0]
+    );
+    assert!(
+        listed[1].user_agent.contains("phone-app/2.1"),
+        "{:?}",
+        listed[1]
+    );
 
     // A refresh records the use (and where it came from), and slides the expiry.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -122,13 +142,21 @@ async fn one_user_cannot_list_see_or_end_another_users_sessions() {
     let ended_id = session_of(&ended.access_token);
     alice.revoke(&ended_id).await.unwrap();
     let mut answers = Vec::new();
-    for id in [bob_session.clone(), uuid::Uuid::now_v7().to_string(), ended_id] {
+    for id in [
+        bob_session.clone(),
+        uuid::Uuid::now_v7().to_string(),
+        ended_id,
+    ] {
         let status = alice.revoke(&id).await.unwrap_err();
         assert_eq!(status.code(), Code::NotFound, "{id}: {status:?}");
         answers.push(status.message().to_owned());
     }
     answers.dedup();
-    assert_eq!(answers.len(), 1, "the answers tell the cases apart: {answers:?}");
+    assert_eq!(
+        answers.len(),
+        1,
+        "the answers tell the cases apart: {answers:?}"
+    );
 
     // Bob's session is untouched: his token and refresh token work.
     assert_eq!(bob.profile().await.unwrap().email, "bob@example.com");
@@ -140,7 +168,11 @@ async fn one_user_cannot_list_see_or_end_another_users_sessions() {
         ("not-a-uuid", "malformed"),
         ("'; DROP TABLE sessions; --", "SQL"),
     ] {
-        assert_eq!(violations(alice.revoke(bad).await), ["session_id"], "{what}");
+        assert_eq!(
+            violations(alice.revoke(bad).await),
+            ["session_id"],
+            "{what}"
+        );
     }
     let huge = "a".repeat(1024 * 1024);
     assert_eq!(violations(alice.revoke(&huge).await), ["session_id"]);
@@ -155,20 +187,35 @@ async fn ending_a_session_kills_its_tokens_and_the_current_one_may_be_ended_too(
     let there = app.login(email, PASSWORD).await.unwrap();
     let account = Account::new(&app, &here.access_token);
 
-    account.revoke(&session_of(&there.access_token)).await.unwrap();
+    account
+        .revoke(&session_of(&there.access_token))
+        .await
+        .unwrap();
     assert_eq!(
         code(Account::new(&app, &there.access_token).profile().await),
         Code::Unauthenticated
     );
     assert!(!app.introspect(&there.access_token).await.active);
-    assert_eq!(code(app.refresh(&there.refresh_token).await), Code::Unauthenticated);
-    account.profile().await.expect("the caller's session lives on");
+    assert_eq!(
+        code(app.refresh(&there.refresh_token).await),
+        Code::Unauthenticated
+    );
+    account
+        .profile()
+        .await
+        .expect("the caller's session lives on");
 
     // Signing oneself out this way is allowed; the token stops working at once.
-    account.revoke(&session_of(&here.access_token)).await.unwrap();
+    account
+        .revoke(&session_of(&here.access_token))
+        .await
+        .unwrap();
     assert_eq!(code(account.profile().await), Code::Unauthenticated);
     assert!(!app.introspect(&here.access_token).await.active);
-    assert_eq!(code(app.refresh(&here.refresh_token).await), Code::Unauthenticated);
+    assert_eq!(
+        code(app.refresh(&here.refresh_token).await),
+        Code::Unauthenticated
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -207,9 +254,15 @@ async fn a_session_ended_while_it_refreshes_stays_ended() {
         }
         for token in dead {
             assert!(!app.introspect(&token).await.active, "round {round}");
-            assert_eq!(code(Account::new(&app, &token).profile().await), Code::Unauthenticated);
+            assert_eq!(
+                code(Account::new(&app, &token).profile().await),
+                Code::Unauthenticated
+            );
         }
-        assert_eq!(code(app.refresh(&victim.refresh_token).await), Code::Unauthenticated);
+        assert_eq!(
+            code(app.refresh(&victim.refresh_token).await),
+            Code::Unauthenticated
+        );
     }
     let left = account.sessions().await.unwrap();
     assert_eq!(left.len(), 1, "only the keeper's session: {left:?}");
