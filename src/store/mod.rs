@@ -22,7 +22,7 @@ pub use entity::{refresh_token::Model as RefreshTokenRecord, user::Model as User
 pub use maintenance::{Cleaned, NewAuditEvent};
 pub use one_time::{NewOneTimeToken, Purpose};
 pub use outbox::QueuedMail;
-pub use sessions::{NewSession, Rotation};
+pub use sessions::{NewSession, Rotation, UsedFrom};
 pub use throttles::{ThrottleCount, ThrottleKey};
 pub use users::NewUser;
 

@@ -89,7 +89,7 @@ async fn sessions_are_listed_newest_first_with_what_login_and_refresh_recorded()
         listed[1]
     );
 
-    // A refresh records the use (and where it came from), and slides the expiry.
+    // A refresh records the use and where it came from, and slides the expiry.
     tokio::time::sleep(Duration::from_millis(50)).await;
     AuthServiceClient::new(channel(&app, Some("phone-app/2.2")))
         .refresh(pb::RefreshRequest {
@@ -103,6 +103,10 @@ async fn sessions_are_listed_newest_first_with_what_login_and_refresh_recorded()
     assert!(seconds(&phone_after.last_used_at) > seconds(&phone_before.last_used_at));
     assert!(seconds(&phone_after.expires_at) > seconds(&phone_before.expires_at));
     assert_eq!(phone_after.created_at, phone_before.created_at);
+    assert!(
+        phone_after.user_agent.contains("phone-app/2.2"),
+        "where it was last used: {phone_after:?}"
+    );
 
     // Ended and expired sessions are not listed.
     account.revoke(&phone_before.id).await.unwrap();
