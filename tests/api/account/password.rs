@@ -184,6 +184,11 @@ async fn guessing_the_current_password_counts_with_failed_logins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_parallel_changes_from_one_session_exactly_one_wins() {
+    // Why exactly one: the change stores the new hash only WHERE the stored hash is still the one
+    // the current password was checked against. PostgreSQL makes the second UPDATE wait for the
+    // first's row lock and then re-reads the row (no match); SQLite runs one write at a time. The
+    // loser checks the current password once more against what is stored now, which fails, so
+    // it is told UNAUTHENTICATED: its "current" password is not the current one any more.
     // Plenty of room in the throttle: the losers' passwords are tried at login below.
     let mut app = TestApp::spawn_with(&["--throttle-client-account-failures", "100"]).await;
     let email = "parallel@example.com";
