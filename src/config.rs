@@ -6,7 +6,10 @@ mod check;
 
 pub use check::{CliError, Loaded, Problem, SettingsError, parse_args, parse_bool};
 
+pub use crate::crypto::password::HashAlgorithm;
+use crate::crypto::password::HashParams;
 use crate::domain::ClientId;
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf, time::Duration};
@@ -219,7 +222,9 @@ pub struct PasswordSettings {
     #[arg(
         long = "password-hash",
         env = "AUTHD_PASSWORD_HASH",
-        default_value = "argon2id"
+        default_value = "argon2id",
+        value_parser = clap::builder::PossibleValuesParser::new(HashAlgorithm::NAMES)
+            .map(|name| HashAlgorithm::from_name(&name).unwrap_or(HashAlgorithm::Argon2id))
     )]
     pub algorithm: HashAlgorithm,
     /// argon2id memory cost in KiB.
@@ -253,6 +258,18 @@ impl PasswordSettings {
         self.max_concurrent_hashes
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, NonZeroUsize::get)
+    }
+
+    /// The hasher's cost, from these settings.
+    pub fn hash_params(&self) -> HashParams {
+        HashParams {
+            algorithm: self.algorithm,
+            argon2_memory_kib: self.argon2_memory_kib,
+            argon2_iterations: self.argon2_iterations,
+            argon2_parallelism: self.argon2_parallelism,
+            bcrypt_cost: self.bcrypt_cost,
+            max_concurrent: self.max_concurrent_hashes(),
+        }
     }
 }
 
@@ -359,12 +376,6 @@ pub struct IntrospectSettings {
     /// Introspect is open to anyone who reaches the gRPC port.
     #[arg(long, env = "AUTHD_INTROSPECT_CLIENTS", hide_env_values = true)]
     pub introspect_clients: Option<SecretString>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum HashAlgorithm {
-    Argon2id,
-    Bcrypt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -15,14 +15,14 @@ use crate::metrics::Metrics;
 use crate::service::{
     AuditLog, AuditWriter, AuthService, CleanupJob, Policy, Throttle, ThrottleLimits,
 };
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
@@ -68,7 +68,7 @@ impl Application {
             )
             .map_err(bad_setting)?,
         );
-        let hasher = PasswordHasher::new(&settings.password).map_err(bad_setting)?;
+        let hasher = PasswordHasher::new(&settings.password.hash_params()).map_err(bad_setting)?;
         let mails = MailComposer::new(&settings.app_url).map_err(bad_setting)?;
         let transport = Transport::from_settings(settings.smtp_url.as_ref(), settings.mail_to_log)?;
         for warning in settings.warnings() {
@@ -107,7 +107,6 @@ impl Application {
             Metrics::new(&crate::grpc::DESCRIPTOR_SETS)
                 .context("reading the gRPC descriptors for the metrics")?,
         );
-        let outbox_wake = Arc::new(Notify::new());
         let tokens = AccessTokens::new(
             Arc::clone(&keys),
             settings.issuer(),
@@ -136,7 +135,6 @@ impl Application {
             tokens,
             keys: Arc::clone(&keys),
             mails,
-            outbox_wake: Arc::clone(&outbox_wake),
             throttle: Throttle::new(store.clone(), ThrottleLimits::from(&settings.throttle)),
             audit,
             policy,
@@ -152,7 +150,6 @@ impl Application {
             store.clone(),
             transport,
             &settings.mail_from,
-            outbox_wake,
             Arc::clone(&metrics),
         )?;
         let grpc_listener = TcpListener::bind(settings.grpc_addr)
@@ -339,7 +336,12 @@ pub async fn migrate(database: &DatabaseSettings) -> anyhow::Result<()> {
 /// URL in their messages have the password cut out.
 async fn connect(database: &DatabaseSettings) -> anyhow::Result<Store> {
     let url = database.url();
-    Store::connect(database).await.map_err(|err| {
+    let options = StoreOptions {
+        url: url.clone(),
+        max_connections: database.max_connections,
+        timeout: database.timeout,
+    };
+    Store::connect(&options).await.map_err(|err| {
         let cause = scrub(
             &crate::telemetry::error_chain(&anyhow::Error::from(err)),
             &url,

@@ -4,7 +4,8 @@
 //! having to guess a key id); and as an edit of a genuine token.
 #![no_main]
 
-use authd::crypto::jwt::{AccessClaims, AccessTokens, Subject};
+use authd::crypto::jwt::{AccessTokens, Subject};
+use authd_verifier::AccessClaims;
 use authd::crypto::keys::{KeyRing, KeySet, StoredKey};
 use authd::domain::{ClientId, SessionId, UserId};
 use base64::Engine as _;

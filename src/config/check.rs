@@ -180,9 +180,7 @@ impl Settings {
             }
             (None, true) => {}
         }
-        if let Some((setting, why)) =
-            crate::crypto::password::PasswordHasher::argon2_problem(&self.password)
-        {
+        if let Some((setting, why)) = self.password.hash_params().argon2_problem() {
             problems.push(Problem::of(setting, why));
         }
         if self.password.service_name.trim().is_empty() {

@@ -1,52 +1,14 @@
-//! Access tokens: RFC 9068 JWTs signed with the current key. Verification trusts nothing in the
-//! token's header but the `kid`: the algorithm is fixed by configuration, never read from the token.
+//! Access tokens: RFC 9068 JWTs signed with the current key, and checked with
+//! `authd_verifier`'s `Checks` against the published keys, the same checks other services run.
+//! Verification trusts nothing in the token's header but the `kid`: the algorithm is fixed by
+//! configuration, never read from the token.
 
 use super::keys::KeyRing;
 use crate::domain::{ClientId, SessionId, UserId};
-use jsonwebtoken::{Algorithm, Header, Validation};
-use serde::{Deserialize, Serialize};
+use authd_verifier::{ACCESS_TOKEN_TYP, AccessClaims, Audience, Checks};
+use jsonwebtoken::{Algorithm, Header};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The `typ` header of access tokens (RFC 9068 §2.1).
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
-/// Tokens longer than this are refused before any parsing.
-const MAX_TOKEN_LEN: usize = 8 * 1024;
-
-/// The claims of an access token. Nothing secret: anyone holding the token can read them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: Audience,
-    pub exp: i64,
-    pub iat: i64,
-    pub jti: String,
-    pub sid: String,
-    /// The OAuth client the token was issued to (RFC 9068 §2.2). Optional when read, so that
-    /// tokens issued before the claim existed still verify until they expire.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
-    pub email: String,
-    pub email_verified: bool,
-}
-
-/// `aud` is a string for one audience and an array for several (RFC 7519 §4.1.3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Audience {
-    pub fn to_vec(&self) -> Vec<String> {
-        match self {
-            Self::One(aud) => vec![aud.clone()],
-            Self::Many(auds) => auds.clone(),
-        }
-    }
-}
 
 /// Who a token is for; what the issuer needs besides the clock and its settings.
 pub struct Subject<'a> {
@@ -63,17 +25,13 @@ pub struct AccessTokens {
     issuer: String,
     audience: Audience,
     ttl: Duration,
-    validation: Validation,
+    checks: Checks,
 }
 
 impl AccessTokens {
     pub fn new(keys: Arc<KeyRing>, issuer: String, audience: Vec<String>, ttl: Duration) -> Self {
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[&issuer]);
-        validation.set_audience(&audience);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         // authd's own clock is the one that issued the token: no skew to allow for.
-        validation.leeway = 0;
+        let checks = Checks::new(issuer.clone(), audience.clone());
         let audience = match <[String; 1]>::try_from(audience) {
             Ok([one]) => Audience::One(one),
             Err(many) => Audience::Many(many),
@@ -83,7 +41,7 @@ impl AccessTokens {
             issuer,
             audience,
             ttl,
-            validation,
+            checks,
         }
     }
 
@@ -117,21 +75,8 @@ impl AccessTokens {
     /// The claims of a well-formed, correctly signed, unexpired access token of ours; `None` for
     /// anything else. Whether its session is still live is the caller's to check.
     pub fn verify(&self, token: &str) -> Option<AccessClaims> {
-        if token.len() > MAX_TOKEN_LEN {
-            return None;
-        }
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        let typ_ok = header.typ.as_deref().is_some_and(|typ| {
-            typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
-                || typ.eq_ignore_ascii_case("application/at+jwt")
-        });
-        if !typ_ok || header.alg != Algorithm::EdDSA {
-            return None;
-        }
         let keys = self.keys.current();
-        let key = keys.verifying_key(header.kid.as_deref()?)?;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).ok()?;
-        Some(data.claims)
+        self.checks.check(token, keys.public_keys()).ok()
     }
 }
 

@@ -1,12 +1,14 @@
-//! Signing keys for access tokens: Ed25519 key pairs, their JWK form and the key ring that the
-//! token issuer and verifier read. Keys are parsed once, when the ring is built, never per request.
+//! Signing keys for access tokens, the server's half: Ed25519 key pairs as stored, the JWK Set
+//! that publishes their public halves, and the key ring that the issuer signs with. Verifying
+//! is `authd_verifier`'s (the same code other services run), fed from the published JWK Set.
+//! Keys are parsed once, when the ring is built, never per request.
 
+use authd_verifier::PublicKeys;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use jsonwebtoken::{DecodingKey, EncodingKey};
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use std::sync::{Arc, RwLock};
 
 /// How long verifiers may cache the JWK Set (the `Cache-Control` of the HTTP endpoint).
@@ -37,12 +39,16 @@ impl StoredKey {
         let der = signing
             .to_pkcs8_der()
             .map_err(|e| anyhow::anyhow!("cannot encode signing key: {e}"))?;
-        let public_key = signing.verifying_key().to_bytes().to_vec();
-        Ok(Self {
-            kid: thumbprint(&public_key),
+        let mut key = Self {
+            kid: String::new(),
             private_pkcs8_der: der.as_bytes().to_vec(),
-            public_key,
-        })
+            public_key: signing.verifying_key().to_bytes().to_vec(),
+        };
+        key.kid = key
+            .public_jwk()?
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|e| anyhow::anyhow!("cannot compute the key's thumbprint: {e}"))?;
+        Ok(key)
     }
 
     /// Checks that the stored halves belong together, so a corrupt row fails at start-up.
@@ -58,67 +64,65 @@ impl StoredKey {
     }
 
     /// The JWS `alg` this key signs with.
-    fn algorithm(&self) -> &'static str {
-        "EdDSA"
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::EdDSA
     }
 
-    fn jwk(&self) -> serde_json::Value {
-        serde_json::json!({
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "x": URL_SAFE_NO_PAD.encode(&self.public_key),
-            "kid": self.kid,
-            "use": "sig",
-            "alg": self.algorithm(),
-        })
+    fn encoding_key(&self) -> EncodingKey {
+        EncodingKey::from_ed_der(&self.private_pkcs8_der)
     }
-}
 
-/// RFC 7638 JWK thumbprint of an Ed25519 public key (members in lexicographic order).
-fn thumbprint(public_key: &[u8]) -> String {
-    let canonical = format!(
-        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
-        URL_SAFE_NO_PAD.encode(public_key)
-    );
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+    /// The public half as published, with `kid`, `use` and `alg`. (`check` has made sure it
+    /// belongs to the private half.)
+    fn public_jwk(&self) -> anyhow::Result<Jwk> {
+        let x = URL_SAFE_NO_PAD.encode(&self.public_key);
+        let mut jwk = DecodingKey::from_ed_components(&x)
+            .and_then(|key| Jwk::from_decoding_key(&key, Some(self.algorithm())))
+            .map_err(|e| anyhow::anyhow!("signing key {}: no public JWK: {e}", self.kid))?;
+        jwk.common.key_id = Some(self.kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        Ok(jwk)
+    }
 }
 
 /// The keys in force: one signs, all verify, all are published.
 pub struct KeySet {
     pub signing_kid: String,
     pub signing_key: EncodingKey,
-    verifying: HashMap<String, DecodingKey>,
+    /// The published keys as the verifier reads them: parsed from the very JWK Set served.
+    public: PublicKeys,
     jwks_json: Arc<str>,
-    algorithms: Vec<&'static str>,
+    algorithms: Vec<Algorithm>,
 }
 
 impl KeySet {
     /// `signing` signs new tokens; `published` (which includes it) verify and appear in the JWKS.
     pub fn new(signing: &StoredKey, published: &[StoredKey]) -> anyhow::Result<Self> {
         signing.check()?;
-        let mut verifying = HashMap::new();
-        let mut jwks = Vec::new();
+        let mut set = JwkSet::default();
         let mut algorithms = Vec::new();
         for key in published {
             key.check()?;
-            let x = URL_SAFE_NO_PAD.encode(&key.public_key);
-            let decoding = DecodingKey::from_ed_components(&x)
-                .map_err(|e| anyhow::anyhow!("public key {} unusable: {e}", key.kid))?;
-            verifying.insert(key.kid.clone(), decoding);
-            jwks.push(key.jwk());
+            set.keys.push(key.public_jwk()?);
             if !algorithms.contains(&key.algorithm()) {
                 algorithms.push(key.algorithm());
             }
         }
+        let public = PublicKeys::from_jwk_set(&set);
         anyhow::ensure!(
-            verifying.contains_key(&signing.kid),
+            public.len() == published.len(),
+            "a published key is not usable by verifiers"
+        );
+        anyhow::ensure!(
+            public.contains(&signing.kid),
             "the signing key must be published"
         );
-        let jwks_json = serde_json::json!({ "keys": jwks }).to_string();
+        let jwks_json = serde_json::to_string(&set)
+            .map_err(|e| anyhow::anyhow!("cannot serialise the JWK Set: {e}"))?;
         Ok(Self {
             signing_kid: signing.kid.clone(),
-            signing_key: EncodingKey::from_ed_der(&signing.private_pkcs8_der),
-            verifying,
+            signing_key: signing.encoding_key(),
+            public,
             jwks_json: jwks_json.into(),
             algorithms,
         })
@@ -126,12 +130,13 @@ impl KeySet {
 
     /// The `alg` values of the published keys: what verifiers must accept (the discovery
     /// documents' `id_token_signing_alg_values_supported`).
-    pub fn algorithms(&self) -> &[&'static str] {
+    pub fn algorithms(&self) -> &[Algorithm] {
         &self.algorithms
     }
 
-    pub fn verifying_key(&self, kid: &str) -> Option<&DecodingKey> {
-        self.verifying.get(kid)
+    /// The published keys, for verifying tokens.
+    pub fn public_keys(&self) -> &PublicKeys {
+        &self.public
     }
 
     /// The JWK Set, serialised once.
@@ -190,13 +195,33 @@ mod tests {
     }
 
     #[test]
-    fn thumbprint_matches_rfc_8037_example() {
-        // RFC 8037 appendix A.3: the thumbprint of the example Ed25519 key.
-        let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
-        let public_key = URL_SAFE_NO_PAD.decode(x).unwrap_or_default();
+    fn thumbprint_matches_rfc_8037_example() -> anyhow::Result<()> {
+        // RFC 8037 appendix A.3: the thumbprint of the example Ed25519 key, whose private half
+        // (`d`) is given in appendix A.1.
+        use base64::Engine;
+        let d = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A")?;
+        let signing = ed25519_dalek::SigningKey::try_from(d.as_slice())?;
+        let key = StoredKey {
+            kid: "example".into(),
+            private_pkcs8_der: signing.to_pkcs8_der()?.as_bytes().to_vec(),
+            public_key: signing.verifying_key().to_bytes().to_vec(),
+        };
+        let jwk = key.public_jwk()?;
         assert_eq!(
-            thumbprint(&public_key),
+            jwk.thumbprint(ThumbprintHash::SHA256)?,
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_published_set_is_what_verifiers_parse() -> anyhow::Result<()> {
+        let key = StoredKey::generate()?;
+        let set = KeySet::new(&key, std::slice::from_ref(&key))?;
+        let parsed = PublicKeys::from_json(&set.jwks_json())?;
+        assert!(parsed.contains(&key.kid));
+        assert_eq!(parsed.len(), 1);
+        Ok(())
     }
 }

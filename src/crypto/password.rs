@@ -7,12 +7,67 @@
 //! the same as a wrong password.
 
 use super::hash_pool::{self, HashPool};
-use crate::config::{HashAlgorithm, PasswordSettings};
 use crate::domain::Password;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The algorithm for new hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    Argon2id,
+    Bcrypt,
+}
+
+impl HashAlgorithm {
+    /// The names settings use for the algorithms, in the order of the enum.
+    pub const NAMES: [&'static str; 2] = ["argon2id", "bcrypt"];
+
+    /// The algorithm of a name from `NAMES`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "argon2id" => Some(Self::Argon2id),
+            "bcrypt" => Some(Self::Bcrypt),
+            _ => None,
+        }
+    }
+}
+
+/// The cost of hashing: what the hasher needs, as plain values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashParams {
+    pub algorithm: HashAlgorithm,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub bcrypt_cost: u32,
+    /// Hashes running at once (at least 1); more callers wait.
+    pub max_concurrent: usize,
+}
+
+impl HashParams {
+    /// What is wrong with the argon2 cost, if anything: the field at fault (`argon2_memory_kib`,
+    /// `argon2_iterations` or `argon2_parallelism`) and why.
+    pub fn argon2_problem(&self) -> Option<(&'static str, String)> {
+        let err = self.argon2().err()?;
+        let field = match err {
+            argon2::Error::MemoryTooLittle | argon2::Error::MemoryTooMuch => "argon2_memory_kib",
+            argon2::Error::TimeTooSmall => "argon2_iterations",
+            _ => "argon2_parallelism",
+        };
+        Some((field, err.to_string()))
+    }
+
+    fn argon2(&self) -> Result<Params, argon2::Error> {
+        Params::new(
+            self.argon2_memory_kib,
+            self.argon2_iterations,
+            self.argon2_parallelism,
+            None,
+        )
+    }
+}
 
 /// What checking a password against a stored hash found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,36 +105,14 @@ struct Inner {
 }
 
 impl PasswordHasher {
-    /// What is wrong with the argon2 cost settings, if anything: which setting (its clap id)
-    /// and why.
-    pub fn argon2_problem(settings: &PasswordSettings) -> Option<(&'static str, String)> {
-        let err = Params::new(
-            settings.argon2_memory_kib,
-            settings.argon2_iterations,
-            settings.argon2_parallelism,
-            None,
-        )
-        .err()?;
-        let setting = match err {
-            argon2::Error::MemoryTooLittle | argon2::Error::MemoryTooMuch => "argon2_memory_kib",
-            argon2::Error::TimeTooSmall => "argon2_iterations",
-            _ => "argon2_parallelism",
-        };
-        Some((setting, err.to_string()))
-    }
-
-    /// Checks the settings, starts the hashing threads and prepares the dummy hash (one hash at
+    /// Checks the cost, starts the hashing threads and prepares the dummy hash (one hash at
     /// start-up, which this waits for).
-    pub fn new(settings: &PasswordSettings) -> anyhow::Result<Self> {
-        let argon2_params = Params::new(
-            settings.argon2_memory_kib,
-            settings.argon2_iterations,
-            settings.argon2_parallelism,
-            None,
-        )
-        .map_err(|e| anyhow::anyhow!("invalid argon2 settings (AUTHD_ARGON2_*): {e}"))?;
+    pub fn new(settings: &HashParams) -> anyhow::Result<Self> {
+        let argon2_params = settings
+            .argon2()
+            .map_err(|e| anyhow::anyhow!("invalid argon2 cost: {e}"))?;
         let pool = Arc::new(HashPool::new(
-            settings.max_concurrent_hashes(),
+            settings.max_concurrent.max(1),
             argon2_params.block_count(),
             hash_pool::IDLE_RELEASE,
         )?);
@@ -306,25 +339,15 @@ fn bcrypt_cost(stored: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
-    fn settings(algorithm: HashAlgorithm) -> PasswordSettings {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            settings: PasswordSettings,
+    fn settings(algorithm: HashAlgorithm) -> HashParams {
+        HashParams {
+            algorithm,
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            argon2_parallelism: 1,
+            bcrypt_cost: 4,
+            max_concurrent: 2,
         }
-        let mut settings = Wrapper::parse_from([
-            "test",
-            "--argon2-memory-kib",
-            "64",
-            "--argon2-iterations",
-            "1",
-            "--bcrypt-cost",
-            "4",
-        ])
-        .settings;
-        settings.algorithm = algorithm;
-        settings
     }
 
     fn password(raw: &str) -> Password {
@@ -423,8 +446,8 @@ mod tests {
         let mut slow = settings(HashAlgorithm::Argon2id);
         slow.argon2_memory_kib = 32 * 1024;
         slow.argon2_iterations = 6;
-        let hasher = PasswordHasher::new(&PasswordSettings {
-            max_concurrent_hashes: std::num::NonZeroUsize::new(1),
+        let hasher = PasswordHasher::new(&HashParams {
+            max_concurrent: 1,
             ..slow
         })?;
         let busy = {
@@ -458,8 +481,8 @@ mod tests {
         let mut slow = settings(HashAlgorithm::Argon2id);
         slow.argon2_memory_kib = 32 * 1024;
         slow.argon2_iterations = 6;
-        PasswordHasher::new(&PasswordSettings {
-            max_concurrent_hashes: std::num::NonZeroUsize::new(1),
+        PasswordHasher::new(&HashParams {
+            max_concurrent: 1,
             ..slow
         })
     }

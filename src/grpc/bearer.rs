@@ -3,7 +3,6 @@
 //! case in-process, so a token is accepted exactly when Introspect would call it active: a
 //! logged-out, revoked or expired session's token is refused at once.
 
-use crate::crypto::jwt;
 use crate::service::{AuthError, AuthService, Introspection};
 use authd_verifier::{AuthLayer, BoxFuture, Claims, Refusal, Verify};
 use std::sync::Arc;
@@ -28,7 +27,7 @@ impl Verify for SessionTokens {
     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Claims, Refusal>> {
         Box::pin(async move {
             match self.service.introspect(token).await {
-                Ok(Introspection::Active(claims)) => Claims::try_from(wire_claims(claims)),
+                Ok(Introspection::Active(claims)) => Claims::try_from(claims),
                 Ok(Introspection::Inactive) => Err(Refusal::Inactive),
                 // The token may be good: the caller can retry (UNAVAILABLE), and the cause goes
                 // to the log, never to the caller.
@@ -42,24 +41,5 @@ impl Verify for SessionTokens {
                 }
             }
         })
-    }
-}
-
-/// The claims as the verifier crate reads them from the wire: the same fields.
-fn wire_claims(c: jwt::AccessClaims) -> authd_verifier::AccessClaims {
-    authd_verifier::AccessClaims {
-        iss: c.iss,
-        sub: c.sub,
-        aud: match c.aud {
-            jwt::Audience::One(one) => authd_verifier::Audience::One(one),
-            jwt::Audience::Many(many) => authd_verifier::Audience::Many(many),
-        },
-        exp: c.exp,
-        iat: c.iat,
-        jti: c.jti,
-        sid: c.sid,
-        client_id: c.client_id,
-        email: c.email,
-        email_verified: c.email_verified,
     }
 }

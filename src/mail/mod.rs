@@ -7,25 +7,9 @@ mod outbox;
 
 pub use outbox::{OutboxWorker, Transport};
 
+use crate::store::Mail;
+
 use std::time::Duration;
-
-/// A mail to send.
-#[derive(Clone)]
-pub struct Mail {
-    pub to: String,
-    pub subject: String,
-    pub body: String,
-}
-
-impl std::fmt::Debug for Mail {
-    // The body holds a one-time link: show who and what, never the link.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mail")
-            .field("to", &self.to)
-            .field("subject", &self.subject)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Writes authd's mails. Links are built from the configured application URL only, never from
 /// anything in a request, so a caller cannot point a link at their own host.

@@ -10,7 +10,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 /// Mails taken per round.
 const BATCH: u64 = 32;
@@ -118,7 +118,6 @@ pub struct OutboxWorker {
     store: Store,
     transport: Transport,
     from: Mailbox,
-    wake: Arc<Notify>,
     metrics: Arc<Metrics>,
 }
 
@@ -127,7 +126,6 @@ impl OutboxWorker {
         store: Store,
         transport: Transport,
         from: &str,
-        wake: Arc<Notify>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let from = from
@@ -137,7 +135,6 @@ impl OutboxWorker {
             store,
             transport,
             from,
-            wake,
             metrics,
         })
     }
@@ -154,7 +151,7 @@ impl OutboxWorker {
                 }
             };
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.store.mail_queued() => {}
                 _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }

@@ -132,7 +132,6 @@ impl AuthService {
             };
             match self.store.change_password(change).await? {
                 PasswordChanged::Changed { ended } => {
-                    self.outbox_wake.notify_one();
                     tracing::info!(user_id = %caller.user_id, ended, "password changed; other sessions ended");
                     self.audit(
                         AuditEvent::new(AuditKind::PasswordChanged, client)

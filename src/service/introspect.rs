@@ -1,8 +1,8 @@
 //! Token introspection (RFC 7662): is this a current access token of a live session?
 
 use super::{AuthError, AuthService};
-use crate::crypto::jwt::AccessClaims;
 use crate::domain::SessionId;
+use authd_verifier::AccessClaims;
 use chrono::Utc;
 
 /// The claims of an active token, or nothing.

@@ -24,13 +24,13 @@ use crate::crypto::keys::KeyRing;
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::token::IssuedToken;
 use crate::domain::{ClientId, PasswordPolicy, UserId};
-use crate::mail::{Mail, MailComposer};
-use crate::store::{NewOneTimeToken, Purpose, Store, UserRecord};
+use crate::mail::MailComposer;
+use crate::store::{Mail, NewOneTimeToken, Purpose, Store, UserRecord};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
 /// Work that may run after its call has been answered, at most this much at once.
 const BACKGROUND_TASKS: u32 = 64;
@@ -99,8 +99,6 @@ pub struct AuthService {
     pub(crate) tokens: AccessTokens,
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) mails: MailComposer,
-    /// Wakes the outbox worker when a mail is queued, so it goes out at once.
-    pub(crate) outbox_wake: Arc<Notify>,
     pub(crate) throttle: Throttle,
     pub(crate) audit: AuditLog,
     pub(crate) policy: Policy,
@@ -185,7 +183,6 @@ impl AuthService {
         self.store
             .issue_one_time_token(UserId(user.id), token, &mail, replace_earlier, now)
             .await?;
-        self.outbox_wake.notify_one();
         Ok(())
     }
 }

@@ -75,7 +75,6 @@ impl AuthService {
         {
             return Err(AuthError::InvalidOneTimeToken { field: "token" });
         }
-        self.outbox_wake.notify_one();
         self.throttle.clear_account(&user.email).await?;
         self.audit(AuditEvent::new(AuditKind::PasswordReset, client).user(UserId(user.id)));
         Ok(())

@@ -65,7 +65,6 @@ impl AuthService {
             Err(StoreError::Conflict(_)) => return Err(AuthError::EmailTaken),
             Err(err) => return Err(err.into()),
         };
-        self.outbox_wake.notify_one();
         self.audit(AuditEvent::new(AuditKind::Signup, client).user(UserId(user.id)));
         Ok(user.into())
     }
@@ -83,7 +82,6 @@ impl AuthService {
             Ok(()) => {
                 let mail = self.mails.signup_attempted(email.as_str());
                 self.store.queue_mail(&mail, now).await?;
-                self.outbox_wake.notify_one();
             }
             Err(AuthError::RateLimited { .. }) => {}
             Err(err) => return Err(err),

@@ -3,9 +3,8 @@
 //! another user's rows.
 
 use super::entity::{session, user};
-use super::{SessionRecord, Store, StoreError, UserRecord};
+use super::{Mail, SessionRecord, Store, StoreError, UserRecord};
 use crate::domain::{DisplayName, SessionId, UserId};
-use crate::mail::Mail;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
@@ -142,6 +141,7 @@ impl Store {
             .rows_affected;
         Self::enqueue_mail(&txn, change.notice, change.now).await?;
         txn.commit().await?;
+        self.mail_committed();
         Ok(PasswordChanged::Changed { ended })
     }
 }

@@ -21,28 +21,42 @@ pub use entity::{one_time_token::Model as OneTimeTokenRecord, session::Model as 
 pub use entity::{refresh_token::Model as RefreshTokenRecord, user::Model as UserRecord};
 pub use maintenance::{Cleaned, NewAuditEvent};
 pub use one_time::{NewOneTimeToken, Purpose};
-pub use outbox::QueuedMail;
+pub use outbox::{Mail, QueuedMail};
 pub use sessions::{NewSession, Rotation, UsedFrom};
 pub use throttles::{ThrottleCount, ThrottleKey};
 pub use users::NewUser;
 
-use crate::config::DatabaseSettings;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
     TransactionTrait,
 };
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Advisory lock keys (PostgreSQL) for work that one replica at a time must do.
 const MIGRATION_LOCK: i64 = 0x6175_7468_6400_0001;
 const SIGNING_KEY_LOCK: i64 = 0x6175_7468_6400_0002;
 
+/// How to reach the database: plain values, so the store knows nothing of how settings are read.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://…` or `postgres://…`; it may hold a password.
+    pub url: SecretString,
+    /// Most connections kept open.
+    pub max_connections: u32,
+    /// How long to wait for a connection (and to open one) before giving up.
+    pub timeout: Duration,
+}
+
 /// The database behind authd: SQLite or PostgreSQL, with the same queries for both.
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Rung when a queued mail is committed (see `Store::mail_queued`).
+    outbox: Arc<Notify>,
 }
 
 /// What went wrong talking to the database.
@@ -110,9 +124,8 @@ fn is_transient_code(code: &str) -> bool {
 
 impl Store {
     /// Connects (creating the SQLite file if the URL says `mode=rwc`).
-    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
-        let url = settings.url();
-        let mut options = ConnectOptions::new(url.expose_secret().to_owned());
+    pub async fn connect(settings: &StoreOptions) -> Result<Self, StoreError> {
+        let mut options = ConnectOptions::new(settings.url.expose_secret().to_owned());
         options
             .max_connections(settings.max_connections)
             .min_connections(1)
@@ -127,7 +140,10 @@ impl Store {
                 tracing::warn!(error = %err, "could not switch SQLite to WAL now");
             }
         }
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            outbox: Arc::new(Notify::new()),
+        })
     }
 
     /// Applies pending migrations.

@@ -1,8 +1,7 @@
 use super::entity::{one_time_token, user};
-use super::{OneTimeTokenRecord, Store, StoreError, UserRecord};
+use super::{Mail, OneTimeTokenRecord, Store, StoreError, UserRecord};
 use crate::crypto::token::TokenDigest;
 use crate::domain::UserId;
-use crate::mail::Mail;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
@@ -48,6 +47,7 @@ impl Store {
         insert_token(&txn, user_id, token, now).await?;
         Self::enqueue_mail(&txn, mail, now).await?;
         txn.commit().await?;
+        self.mail_committed();
         Ok(())
     }
 
@@ -119,6 +119,7 @@ impl Store {
         super::sessions::revoke_all(&txn, token.user_id, now).await?;
         Self::enqueue_mail(&txn, notice, now).await?;
         txn.commit().await?;
+        self.mail_committed();
         Ok(true)
     }
 }

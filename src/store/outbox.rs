@@ -1,12 +1,29 @@
 use super::entity::mail_outbox;
 use super::{Store, StoreError};
-use crate::mail::Mail;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
+
+/// A mail to send: what the outbox holds until the worker delivers it.
+#[derive(Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+impl std::fmt::Debug for Mail {
+    // The body holds a one-time link: show who and what, never the link.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
 
 /// A mail waiting in the outbox.
 pub struct QueuedMail {
@@ -39,7 +56,21 @@ impl Store {
 
     /// Queues a mail that has no other write to go with.
     pub async fn queue_mail(&self, mail: &Mail, now: DateTime<Utc>) -> Result<(), StoreError> {
-        Self::enqueue_mail(&self.db, mail, now).await
+        Self::enqueue_mail(&self.db, mail, now).await?;
+        self.mail_committed();
+        Ok(())
+    }
+
+    /// Tells the outbox worker that a queued mail is committed, so it goes out at once. Every
+    /// method that queues a mail calls this after its commit; a wake-up given while the worker
+    /// is busy is kept for its next wait.
+    pub(super) fn mail_committed(&self) {
+        self.outbox.notify_one();
+    }
+
+    /// Waits until a mail has been queued since the last wait (for the outbox worker).
+    pub async fn mail_queued(&self) {
+        self.outbox.notified().await;
     }
 
     /// Mails whose next attempt is due, oldest first.

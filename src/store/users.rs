@@ -1,7 +1,6 @@
 use super::entity::user;
-use super::{Store, StoreError, UserRecord, one_time};
+use super::{Mail, Store, StoreError, UserRecord, one_time};
 use crate::domain::{DisplayName, Email, UserId};
-use crate::mail::Mail;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
@@ -39,6 +38,7 @@ impl Store {
         one_time::insert_token(&txn, new.id, verification, new.now).await?;
         Self::enqueue_mail(&txn, mail, new.now).await?;
         txn.commit().await?;
+        self.mail_committed();
         Ok(user)
     }
 
