@@ -9,7 +9,7 @@ use crate::crypto::password::PasswordHasher;
 use crate::domain::PasswordPolicy;
 use crate::grpc::client_auth::{self, ClientAuth};
 use crate::grpc::tls::GrpcTls;
-use crate::grpc::{AuthGrpc, MetricsLayer, TrustedProxies, pb};
+use crate::grpc::{AccountGrpc, AuthGrpc, MetricsLayer, SessionTokens, TrustedProxies, pb};
 use crate::mail::{MailComposer, OutboxWorker, Transport};
 use crate::metrics::Metrics;
 use crate::service::{
@@ -226,6 +226,15 @@ impl Application {
             self.proxies.clone(),
             Arc::clone(&self.introspect_callers),
         ));
+        // Only AccountService needs a caller token. Its layer sits inside the metrics layer, so
+        // refused calls are counted (UNAUTHENTICATED) like any other answer.
+        let account = tower::Layer::layer(
+            &SessionTokens::layer(Arc::clone(&self.service)),
+            pb::account_service_server::AccountServiceServer::new(AccountGrpc::new(
+                Arc::clone(&self.service),
+                self.proxies.clone(),
+            )),
+        );
 
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
@@ -235,7 +244,8 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(crate::grpc::codec::FramingErrors::new(auth));
+            .add_service(crate::grpc::codec::FramingErrors::new(auth))
+            .add_service(crate::grpc::codec::FramingErrors::new(account));
         let grpc_stopped = stopped(stop_rx.clone());
         let grpc_task = match self.grpc_tls {
             None => tokio::spawn(grpc.serve_with_incoming_shutdown(
@@ -367,9 +377,10 @@ async fn load_keys(store: &Store) -> anyhow::Result<KeyRing> {
 }
 
 /// The service names gRPC health answers for.
-const HEALTH_NAMES: [&str; 2] = [
+const HEALTH_NAMES: [&str; 3] = [
     "",
     <pb::auth_service_server::AuthServiceServer<AuthGrpc> as tonic::server::NamedService>::NAME,
+    <pb::account_service_server::AccountServiceServer<AccountGrpc> as tonic::server::NamedService>::NAME,
 ];
 
 /// SERVING while the database answers.

@@ -1,8 +1,10 @@
 //! The gRPC face of authd: thin handlers that turn requests into use-case calls, the one mapping
 //! from `AuthError` to `tonic::Status`, a layer that counts calls for `/metrics`, who may call
-//! Introspect, and TLS for the port.
+//! Introspect, who is calling AccountService, and TLS for the port.
 
+mod account;
 mod auth;
+mod bearer;
 mod client;
 pub mod client_auth;
 pub mod codec;
@@ -10,12 +12,14 @@ mod layer;
 mod status;
 pub mod tls;
 
+pub use account::AccountGrpc;
 pub use auth::AuthGrpc;
+pub use bearer::SessionTokens;
 pub use client::TrustedProxies;
 pub use layer::MetricsLayer;
 
-/// The encoded descriptors of every service the gRPC port serves: AuthService, health, and
-/// both reflection versions. The metrics' method table is made from these.
+/// The encoded descriptors of every service the gRPC port serves: AuthService and
+/// AccountService (one file), health, and both reflection versions. The metrics' method table is made from these.
 pub const DESCRIPTOR_SETS: [&[u8]; 4] = [
     pb::FILE_DESCRIPTOR_SET,
     tonic_health::pb::FILE_DESCRIPTOR_SET,

@@ -27,9 +27,11 @@ impl From<AuthError> for Status {
                 ErrorDetails::with_bad_request_violation(field, message),
             ),
             AuthError::EmailTaken => Status::already_exists(message),
-            AuthError::InvalidCredentials | AuthError::InvalidRefreshToken => {
-                Status::unauthenticated(message)
-            }
+            AuthError::InvalidCredentials
+            | AuthError::InvalidRefreshToken
+            | AuthError::WrongCurrentPassword
+            | AuthError::InvalidAccessToken => Status::unauthenticated(message),
+            AuthError::SessionNotFound => Status::not_found(message),
             AuthError::EmailNotVerified => Status::permission_denied(message),
             AuthError::RateLimited { retry_after } => Status::with_error_details(
                 Code::ResourceExhausted,

@@ -95,6 +95,22 @@ impl MailComposer {
             ),
         }
     }
+
+    /// Tells a user that their password was changed from one of their signed-in sessions
+    /// (AccountService ChangePassword), which stays signed in while every other one is ended.
+    pub fn password_changed_elsewhere(&self, to: &str) -> Mail {
+        Mail {
+            to: to.to_owned(),
+            subject: "Your password was changed".to_owned(),
+            body: format!(
+                "The password of your account was just changed from one of your signed-in \
+                 sessions, and every other session was signed out.\n\nIf it was you, there is \
+                 nothing to do.\n\nIf it was not you, choose a new password at once (that signs \
+                 out every session):\n\n{}/forgot-password\n",
+                self.app_url
+            ),
+        }
+    }
 }
 
 /// `90 minutes`, `24 hours`, `7 days`: how long a link lives, for people.

@@ -32,6 +32,10 @@ pub enum AuditKind {
     VerificationRequested,
     PasswordResetRequested,
     PasswordReset,
+    ProfileUpdated,
+    PasswordChanged,
+    PasswordChangeFailed,
+    SessionRevoked,
 }
 
 impl AuditKind {
@@ -49,6 +53,10 @@ impl AuditKind {
             Self::VerificationRequested => "verification_requested",
             Self::PasswordResetRequested => "password_reset_requested",
             Self::PasswordReset => "password_reset",
+            Self::ProfileUpdated => "profile_updated",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordChangeFailed => "password_change_failed",
+            Self::SessionRevoked => "session_revoked",
         }
     }
 }

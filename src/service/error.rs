@@ -14,6 +14,16 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("refresh token is invalid, expired or already used")]
     InvalidRefreshToken,
+    /// ChangePassword: the password given as current is not (or no longer) the account's.
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
+    /// An AccountService caller whose token was good a moment ago no longer is: its session
+    /// or user ended meanwhile.
+    #[error("access token is invalid, expired or of an ended session")]
+    InvalidAccessToken,
+    /// A session that is not the caller's, does not exist or has ended: one answer for all.
+    #[error("no such session")]
+    SessionNotFound,
     #[error("email address is not verified")]
     EmailNotVerified,
     /// A verification or reset token that is unknown, expired or spent.

@@ -1,7 +1,8 @@
-//! The use cases: signup, login, refresh, logout, email verification, password reset and token
-//! introspection. Plain async methods on `AuthService`, with no gRPC types: the gRPC layer converts
+//! The use cases: signup, login, refresh, logout, email verification, password reset, token
+//! introspection, and the signed-in user's own account (profile, password, sessions). Plain async methods on `AuthService`, with no gRPC types: the gRPC layer converts
 //! requests into calls here and `AuthError` into a status, in one place.
 
+mod account;
 mod audit;
 mod cleanup;
 mod error;
@@ -11,6 +12,7 @@ mod session;
 mod signup;
 mod throttle;
 
+pub use account::{Caller, SessionView};
 pub use audit::{AuditEvent, AuditKind, AuditLog, AuditWriter};
 pub use cleanup::CleanupJob;
 pub use error::AuthError;

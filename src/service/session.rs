@@ -6,7 +6,7 @@ use super::{
 use crate::crypto::jwt::Subject;
 use crate::crypto::token::{IssuedToken, TokenDigest};
 use crate::domain::{ClientId, Email, Password, SessionId, UserId, Violations};
-use crate::store::{NewSession, RefreshTokenRecord, Rotation, SessionRecord, UserRecord};
+use crate::store::{NewSession, RefreshTokenRecord, Rotation, SessionRecord, UsedFrom, UserRecord};
 use chrono::{DateTime, Utc};
 
 impl AuthService {
@@ -155,7 +155,7 @@ impl AuthService {
         let rotation = match token.spent_at {
             None => {
                 self.store
-                    .rotate_refresh(&token, &new.digest, now, expires_at)
+                    .rotate_refresh(&token, &new.digest, now, expires_at, used_from(client))
                     .await?
             }
             Some(spent_at) => {
@@ -264,7 +264,13 @@ impl AuthService {
         if !self.policy.refresh_reuse_grace.is_zero() && now - spent_at <= grace {
             return Ok(self
                 .store
-                .add_refresh(SessionId(session.id), new, now, expires_at)
+                .add_refresh(
+                    SessionId(session.id),
+                    new,
+                    now,
+                    expires_at,
+                    used_from(client),
+                )
                 .await?);
         }
         tracing::warn!(user_id = %session.user_id, session_id = %session.id, "spent refresh token reused: session ended");
@@ -331,5 +337,13 @@ impl AuthService {
             refresh_expires_in: (refresh_expires_at - now).to_std().unwrap_or_default(),
             user: UserView::from(user),
         })
+    }
+}
+
+/// Where a refresh comes from, as the session keeps it.
+fn used_from(client: &ClientInfo) -> UsedFrom<'_> {
+    UsedFrom {
+        user_agent: &client.user_agent,
+        ip: &client.ip,
     }
 }

@@ -6,6 +6,7 @@
 //! NULL` whose row count decides the winner, so concurrent callers cannot both succeed on either
 //! database.
 
+mod account;
 pub mod entity;
 mod keys;
 mod maintenance;
@@ -15,12 +16,13 @@ mod sessions;
 mod throttles;
 mod users;
 
+pub use account::{MAX_LISTED_SESSIONS, PasswordChange, PasswordChanged};
 pub use entity::{one_time_token::Model as OneTimeTokenRecord, session::Model as SessionRecord};
 pub use entity::{refresh_token::Model as RefreshTokenRecord, user::Model as UserRecord};
 pub use maintenance::{Cleaned, NewAuditEvent};
 pub use one_time::{NewOneTimeToken, Purpose};
 pub use outbox::{Mail, QueuedMail};
-pub use sessions::{NewSession, Rotation};
+pub use sessions::{NewSession, Rotation, UsedFrom};
 pub use throttles::{ThrottleCount, ThrottleKey};
 pub use users::NewUser;
 

@@ -17,6 +17,14 @@ pub struct NewSession {
     pub client_id: String,
 }
 
+/// Where a session is being used from (at a refresh): kept with the session, so its owner sees
+/// where it was last used, not only where it started.
+#[derive(Debug, Clone, Copy)]
+pub struct UsedFrom<'a> {
+    pub user_agent: &'a str,
+    pub ip: &'a str,
+}
+
 /// How a rotation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rotation {
@@ -92,6 +100,7 @@ impl Store {
         new: &TokenDigest,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        from: UsedFrom<'_>,
     ) -> Result<Rotation, StoreError> {
         let txn = self.db.begin().await?;
         // The conditional UPDATE comes first, so the transaction takes its write lock at once
@@ -105,7 +114,7 @@ impl Store {
         if spent.rows_affected != 1 {
             return Ok(Rotation::AlreadySpent);
         }
-        if !touch_session(&txn, old.session_id, now, expires_at).await? {
+        if !touch_session(&txn, old.session_id, now, expires_at, from).await? {
             return Ok(Rotation::SessionEnded);
         }
         insert_refresh(&txn, SessionId(old.session_id), new, now, expires_at).await?;
@@ -120,9 +129,10 @@ impl Store {
         new: &TokenDigest,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        from: UsedFrom<'_>,
     ) -> Result<Rotation, StoreError> {
         let txn = self.db.begin().await?;
-        if !touch_session(&txn, session_id.0, now, expires_at).await? {
+        if !touch_session(&txn, session_id.0, now, expires_at, from).await? {
             return Ok(Rotation::SessionEnded);
         }
         insert_refresh(&txn, session_id, new, now, expires_at).await?;
@@ -174,16 +184,20 @@ pub(super) async fn revoke_all<C: ConnectionTrait>(
     Ok(result.rows_affected)
 }
 
-/// Records use of a live session and slides its expiry; `false` if it has ended.
+/// Records use of a live session (when, and from where) and slides its expiry; `false` if it
+/// has ended.
 async fn touch_session<C: ConnectionTrait>(
     db: &C,
     session_id: uuid::Uuid,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
+    from: UsedFrom<'_>,
 ) -> Result<bool, StoreError> {
     let touched = session::Entity::update_many()
         .col_expr(session::Column::LastUsedAt, Expr::value(now))
         .col_expr(session::Column::ExpiresAt, Expr::value(expires_at))
+        .col_expr(session::Column::UserAgent, Expr::value(from.user_agent))
+        .col_expr(session::Column::Ip, Expr::value(from.ip))
         .filter(session::Column::Id.eq(session_id))
         .filter(session::Column::RevokedAt.is_null())
         .exec(db)

@@ -12,7 +12,7 @@ use tonic_types::StatusExt;
 mod wire;
 
 /// Asserts INVALID_ARGUMENT with BadRequest details and returns the violated fields, sorted.
-fn violations<T>(result: Result<T, Status>) -> Vec<String> {
+pub(crate) fn violations<T>(result: Result<T, Status>) -> Vec<String> {
     let status = match result {
         Ok(_) => panic!("expected INVALID_ARGUMENT, got OK"),
         Err(status) => status,

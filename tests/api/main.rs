@@ -16,6 +16,7 @@ mod helpers;
 mod smtp;
 
 mod abuse;
+mod account;
 mod bad_input;
 mod client_id;
 mod discovery;

@@ -28,7 +28,11 @@ fn signup(email: &str, password: &str) -> pb::SignupRequest {
 /// Asserts INVALID_ARGUMENT with one field violation on `field` that does not repeat the
 /// password; returns its description.
 #[track_caller]
-fn refusal<T: std::fmt::Debug>(result: Result<T, Status>, field: &str, password: &str) -> String {
+pub(crate) fn refusal<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    field: &str,
+    password: &str,
+) -> String {
     let status = result.expect_err("the password must be refused");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     let details = status

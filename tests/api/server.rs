@@ -96,14 +96,14 @@ async fn the_http_side_port_serves_probes_metrics_and_the_jwks() {
 }
 
 #[tokio::test]
-async fn grpc_health_reports_serving_for_the_server_and_the_auth_service() {
+async fn grpc_health_reports_serving_for_the_server_and_its_services() {
     let app = TestApp::spawn().await;
     let mut health = HealthClient::new(channel(&app).await);
     let check = |service: &str| HealthCheckRequest {
         service: service.into(),
     };
-    // Both names are reported before the server accepts its first call.
-    for service in ["", "auth.v1.AuthService"] {
+    // Every name is reported before the server accepts its first call.
+    for service in ["", "auth.v1.AuthService", "auth.v1.AccountService"] {
         let answer = health.check(check(service)).await.unwrap().into_inner();
         assert_eq!(answer.status(), ServingStatus::Serving, "{service:?}");
     }
@@ -165,7 +165,11 @@ async fn reflection_lists_the_services_on_v1_and_v1alpha() {
         let Reflected::Services(names) = listed else {
             panic!("{listed:?}")
         };
-        for expected in ["auth.v1.AuthService", "grpc.health.v1.Health"] {
+        for expected in [
+            "auth.v1.AuthService",
+            "auth.v1.AccountService",
+            "grpc.health.v1.Health",
+        ] {
             assert!(names.iter().any(|n| n == expected), "{names:?}");
         }
     }
@@ -322,7 +326,7 @@ async fn a_lost_database_is_unavailable_not_internal() {
     // gRPC health follows the database; it is re-checked every few seconds.
     let mut health = HealthClient::new(channel(&app).await);
     let deadline = Instant::now() + Duration::from_secs(10);
-    for service in ["", "auth.v1.AuthService"] {
+    for service in ["", "auth.v1.AuthService", "auth.v1.AccountService"] {
         loop {
             let request = HealthCheckRequest {
                 service: service.into(),

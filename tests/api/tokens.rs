@@ -11,12 +11,12 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
 use tonic::Code;
 
-fn b64(bytes: impl AsRef<[u8]>) -> String {
+pub(crate) fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The header and claims of a JWT, as JSON, without checking anything.
-fn parts(token: &str) -> (Value, Value) {
+pub(crate) fn parts(token: &str) -> (Value, Value) {
     let segments: Vec<&str> = token.split('.').collect();
     assert_eq!(segments.len(), 3, "{token}");
     let decode = |s: &str| serde_json::from_slice(&URL_SAFE_NO_PAD.decode(s).unwrap()).unwrap();
@@ -24,17 +24,17 @@ fn parts(token: &str) -> (Value, Value) {
 }
 
 /// `header.claims.signature`, each part as given.
-fn assemble(header: &Value, claims: &Value, signature: &str) -> String {
+pub(crate) fn assemble(header: &Value, claims: &Value, signature: &str) -> String {
     let header = b64(header.to_string());
     let claims = b64(claims.to_string());
     format!("{header}.{claims}.{signature}")
 }
 
-fn signature(token: &str) -> &str {
+pub(crate) fn signature(token: &str) -> &str {
     token.rsplit('.').next().unwrap()
 }
 
-fn header(alg: Algorithm, typ: Option<&str>, kid: Option<&str>) -> Header {
+pub(crate) fn header(alg: Algorithm, typ: Option<&str>, kid: Option<&str>) -> Header {
     let mut header = Header::new(alg);
     header.typ = typ.map(str::to_owned);
     header.kid = kid.map(str::to_owned);
@@ -42,7 +42,7 @@ fn header(alg: Algorithm, typ: Option<&str>, kid: Option<&str>) -> Header {
 }
 
 /// An Ed25519 key authd has never seen: the signing half and its public `x`.
-fn foreign_key() -> (EncodingKey, String) {
+pub(crate) fn foreign_key() -> (EncodingKey, String) {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).unwrap();
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);
