@@ -7,13 +7,17 @@
 //!   lifetime), with no I/O.
 //! - [`Refusal`]: why a token was refused.
 //! - [`Verify`]: the question the layer asks; [`AuthLayer`]: the tower layer that asks it.
+//! - [`LocalVerifier`]: local mode, keys from authd's JWK Set, checked here.
 
 #![deny(missing_docs)]
 
 mod checks;
 mod claims;
+mod client;
+mod jwks;
 mod keys;
 mod layer;
+mod local;
 mod refusal;
 #[cfg(test)]
 mod test_support;
@@ -21,7 +25,10 @@ mod verify;
 
 pub use checks::{Checks, MAX_TOKEN_LEN};
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Audience, Claims};
+pub use client::VerifierError;
+pub use jwks::JwksSource;
 pub use keys::{KeysError, PublicKey, PublicKeys};
 pub use layer::{AuthLayer, RequireAuth};
+pub use local::{LocalSettings, LocalVerifier};
 pub use refusal::Refusal;
 pub use verify::{BoxFuture, Verify};
