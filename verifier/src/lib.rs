@@ -8,6 +8,7 @@
 //! - [`Refusal`]: why a token was refused.
 //! - [`Verify`]: the question the layer asks; [`AuthLayer`]: the tower layer that asks it.
 //! - [`LocalVerifier`]: local mode, keys from authd's JWK Set, checked here.
+//! - [`RemoteVerifier`]: remote mode, every token sent to authd's Introspect.
 
 #![deny(missing_docs)]
 
@@ -19,6 +20,7 @@ mod keys;
 mod layer;
 mod local;
 mod refusal;
+mod remote;
 #[cfg(test)]
 mod test_support;
 mod verify;
@@ -31,4 +33,5 @@ pub use keys::{KeysError, PublicKey, PublicKeys};
 pub use layer::{AuthLayer, RequireAuth};
 pub use local::{LocalSettings, LocalVerifier};
 pub use refusal::Refusal;
+pub use remote::{CACHE_CAPACITY, RemoteSettings, RemoteVerifier};
 pub use verify::{BoxFuture, Verify};
