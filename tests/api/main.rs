@@ -34,3 +34,5 @@ mod shutdown;
 mod throttle;
 mod tls;
 mod tokens;
+mod verifier;
+mod verifier_layer;

@@ -44,7 +44,8 @@ impl AuthLayer {
     }
 
     /// Lets a path through without a token: exact (`/habits.v1.Habits/Ping`) or, ending in `/`,
-    /// every path under it (`/grpc.health.v1.Health/`). A path under a prefix with a `.` or `..`
+    /// every path under it (`/grpc.health.v1.Health/`). On these paths a token, if one comes,
+    /// is not looked at and no [`Claims`] are added. A path under a prefix with a `.` or `..`
     /// segment is not let through: a proxy that normalises it could route it elsewhere.
     pub fn allow(self, path: impl Into<String>) -> Self {
         let mut public = self.public.to_vec();
@@ -158,7 +159,7 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, Refusal> {
         return Err(Refusal::Malformed);
     }
     let value = value.to_str().map_err(|_| Refusal::Malformed)?;
-    let (scheme, token) = value.split_once(' ').ok_or(Refusal::Missing)?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Refusal::Missing);
     }
