@@ -23,6 +23,28 @@ const HEALTH_AND_REFLECTION: [&str; 3] = [
 ];
 
 /// Requires a valid access token on every request but the allowed paths.
+///
+/// On an axum router (handlers take the claims with `Extension<Claims>`):
+///
+/// ```
+/// use authd_verifier::{AuthLayer, Checks, Claims, JwksSource, LocalSettings, LocalVerifier};
+/// use axum::{Extension, Router, routing::get};
+///
+/// # async fn run() {
+/// let verifier = LocalVerifier::start(LocalSettings::new(
+///     JwksSource::Http("http://127.0.0.1:8080/.well-known/jwks.json".into()),
+///     Checks::new("http://127.0.0.1:8080", vec!["authd".into()]),
+/// ));
+/// let app: Router = Router::new()
+///     .route("/me", get(|Extension(claims): Extension<Claims>| async move { claims.email }))
+///     .route("/public/status", get(|| async { "ok" }))
+///     .layer(AuthLayer::new(verifier).allow("/public/"));
+/// # }
+/// ```
+///
+/// On a tonic server it wraps every service (`Server::builder().layer(…)`) or one
+/// (`Server::builder().add_service(layer.layer(MyServer::new(…)))`: the wrapped service keeps
+/// its name).
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Arc<dyn Verify>,
