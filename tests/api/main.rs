@@ -35,4 +35,5 @@ mod throttle;
 mod tls;
 mod tokens;
 mod verifier;
+mod verifier_jwks;
 mod verifier_layer;
