@@ -11,17 +11,19 @@ WORKDIR /src
 # are missing), so editing the sources does not rebuild the crates.io dependencies.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY migration/Cargo.toml migration/Cargo.toml
-COPY verifier/Cargo.toml verifier/Cargo.toml
+COPY verifier/Cargo.toml verifier/build.rs verifier/
 COPY proto proto
-RUN mkdir -p src migration/src verifier/src benches \
+RUN mkdir -p src migration/src verifier/src benches verifier/benches \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && echo 'fn main() {}' > migration/src/main.rs && touch migration/src/lib.rs verifier/src/lib.rs \
  && for bench in grpc timing memory; do echo 'fn main() {}' > "benches/$bench.rs"; done \
+ && echo 'fn main() {}' > verifier/benches/check.rs \
  && cargo build --release --locked --bin authd \
- && rm -rf src migration/src verifier/src benches
+ && rm -rf src migration/src verifier/src benches verifier/benches
 COPY src src
 COPY migration/src migration/src
 COPY verifier/src verifier/src
+COPY verifier/benches verifier/benches
 COPY benches benches
 # COPY keeps the files' own mtimes, which can be older than the stub build: touch every crate
 # root so cargo rebuilds every crate from the real sources, not from the stubs.

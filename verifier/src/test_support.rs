@@ -74,3 +74,165 @@ pub fn sign(header: &Value, payload: &Value, key: &ed25519_dalek::SigningKey) ->
 pub fn now() -> i64 {
     crate::checks::unix_now()
 }
+
+/// A token like authd's under `kid`, signed with `key`.
+pub fn token(kid: &str, key: &ed25519_dalek::SigningKey) -> String {
+    let header = json!({ "alg": "EdDSA", "typ": "at+jwt", "kid": kid });
+    sign(&header, &claims(now()), key)
+}
+
+/// What [`JwksServer`] answers.
+#[derive(Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    /// Send `body` this many times with no content-length (the end is the close).
+    pub repeat: Option<usize>,
+}
+
+impl Answer {
+    pub fn jwks(json: String) -> Self {
+        Self {
+            status: 200,
+            headers: vec![("content-type", "application/jwk-set+json".into())],
+            body: json.into_bytes(),
+            repeat: None,
+        }
+    }
+
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            repeat: None,
+        }
+    }
+
+    pub fn with(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+}
+
+/// A real HTTP/1.1 server on 127.0.0.1 that answers every request with the current
+/// [`Answer`] (304 when the request's If-None-Match is the answer's ETag) and counts requests
+/// and the body bytes it managed to write.
+pub struct JwksServer {
+    pub url: String,
+    pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub written: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    answer: std::sync::Arc<std::sync::Mutex<Answer>>,
+}
+
+impl JwksServer {
+    pub async fn start(answer: Answer) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        let hits = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(AtomicUsize::new(0));
+        let answer = Arc::new(std::sync::Mutex::new(answer));
+        let (h, w, a) = (hits.clone(), written.clone(), answer.clone());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (hits, written, answer) = (h.clone(), w.clone(), a.clone());
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    let request = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                    let answer = answer.lock().unwrap().clone();
+                    let etag = answer.headers.iter().find(|(n, _)| *n == "etag");
+                    let not_modified = etag.is_some_and(|(_, etag)| {
+                        request.contains(&format!("if-none-match: {}", etag.to_ascii_lowercase()))
+                    });
+                    let status = if not_modified { 304 } else { answer.status };
+                    let mut head = format!("HTTP/1.1 {status} X\r\nconnection: close\r\n");
+                    for (name, value) in &answer.headers {
+                        head.push_str(&format!("{name}: {value}\r\n"));
+                    }
+                    if answer.repeat.is_none() && !not_modified {
+                        head.push_str(&format!("content-length: {}\r\n", answer.body.len()));
+                    }
+                    head.push_str("\r\n");
+                    if stream.write_all(head.as_bytes()).await.is_err() || not_modified {
+                        return;
+                    }
+                    for _ in 0..answer.repeat.unwrap_or(1) {
+                        if stream.write_all(&answer.body).await.is_err() {
+                            return;
+                        }
+                        written.fetch_add(answer.body.len(), Ordering::SeqCst);
+                    }
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Self {
+            url,
+            hits,
+            written,
+            answer,
+        }
+    }
+
+    pub fn set(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Log lines written while the guard lives (on this thread: use a current-thread runtime).
+#[derive(Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .finish();
+        (logs.clone(), tracing::subscriber::set_default(subscriber))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
