@@ -11,7 +11,7 @@ WORKDIR /src
 # are missing), so editing the sources does not rebuild the crates.io dependencies.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY migration/Cargo.toml migration/Cargo.toml
-COPY verifier/Cargo.toml verifier/Cargo.toml
+COPY verifier/Cargo.toml verifier/build.rs verifier/
 COPY proto proto
 RUN mkdir -p src migration/src verifier/src benches \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
