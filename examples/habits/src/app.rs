@@ -61,6 +61,8 @@ pub struct App {
     /// In local mode, the verifier whose keys health waits for.
     local: Option<LocalVerifier>,
     mode: &'static str,
+    /// Where the keys or the answers come from, for the start-up log line.
+    authd: String,
 }
 
 impl App {
@@ -68,26 +70,26 @@ impl App {
     /// port. In local mode the JWKS is fetched in the background: calls get UNAVAILABLE, and
     /// health says NOT_SERVING, until the keys are there.
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
-        let (verifier, local, mode): (Arc<dyn Verify>, _, _) = match settings.authd {
+        let (verifier, local, mode, authd): (Arc<dyn Verify>, _, _, _) = match settings.authd {
             AuthdSettings::Local {
                 jwks_url,
                 issuer,
                 audiences,
             } => {
                 let local = LocalVerifier::start(LocalSettings::new(
-                    JwksSource::Http(jwks_url),
+                    JwksSource::Http(jwks_url.clone()),
                     Checks::new(issuer, audiences),
                 ));
-                (Arc::new(local.clone()), Some(local), "local")
+                (Arc::new(local.clone()), Some(local), "local", jwks_url)
             }
             AuthdSettings::Remote { endpoint, client } => {
                 let remote = RemoteVerifier::new(RemoteSettings {
-                    endpoint,
+                    endpoint: endpoint.clone(),
                     client,
                     cache_ttl: Duration::ZERO,
                 })
                 .map_err(|err| AppError::Verifier(err.to_string()))?;
-                (Arc::new(remote), None, "remote")
+                (Arc::new(remote), None, "remote", endpoint)
             }
         };
         let store = HabitStore::open(&settings.database_url)
@@ -105,6 +107,7 @@ impl App {
             verifier,
             local,
             mode,
+            authd,
         })
     }
 
@@ -150,7 +153,7 @@ impl App {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
             });
         let server = tokio::spawn(server);
-        tracing::info!(%addr, mode = self.mode, "habits serving");
+        tracing::info!(%addr, mode = self.mode, authd = %self.authd, "habits serving");
 
         tokio::pin!(shutdown);
         loop {
