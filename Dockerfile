@@ -16,16 +16,18 @@ COPY verifier/Cargo.toml verifier/build.rs verifier/
 # stub targets (kept in both layers) are all that loading the workspace needs.
 COPY examples/habits/Cargo.toml examples/habits/Cargo.toml
 COPY proto proto
-RUN mkdir -p src migration/src verifier/src benches examples/habits/src \
+RUN mkdir -p src migration/src verifier/src benches verifier/benches examples/habits/src \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && echo 'fn main() {}' > migration/src/main.rs && touch migration/src/lib.rs verifier/src/lib.rs \
  && echo 'fn main() {}' > examples/habits/src/main.rs && touch examples/habits/src/lib.rs \
  && for bench in grpc timing memory; do echo 'fn main() {}' > "benches/$bench.rs"; done \
+ && echo 'fn main() {}' > verifier/benches/check.rs \
  && cargo build --release --locked --bin authd \
- && rm -rf src migration/src verifier/src benches
+ && rm -rf src migration/src verifier/src benches verifier/benches
 COPY src src
 COPY migration/src migration/src
 COPY verifier/src verifier/src
+COPY verifier/benches verifier/benches
 COPY benches benches
 # COPY keeps the files' own mtimes, which can be older than the stub build: touch every crate
 # root so cargo rebuilds every crate from the real sources, not from the stubs.

@@ -35,3 +35,6 @@ mod shutdown;
 mod throttle;
 mod tls;
 mod tokens;
+mod verifier;
+mod verifier_jwks;
+mod verifier_layer;

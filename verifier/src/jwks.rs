@@ -70,7 +70,7 @@ pub(crate) enum FetchError {
 
 /// Fetches the JWK Set from one source.
 pub(crate) enum Fetcher {
-    Http(HttpJwks),
+    Http(Box<HttpJwks>),
     Grpc(pb::auth_service_client::AuthServiceClient<tonic::transport::Channel>),
     /// The source cannot work (a bad URL): every fetch says why.
     Broken(String),
@@ -92,11 +92,11 @@ impl Fetcher {
                     let mut connector = HttpConnector::new();
                     connector.set_connect_timeout(Some(client::CONNECT_TIMEOUT));
                     let client = Client::builder(TokioExecutor::new()).build(connector);
-                    Self::Http(HttpJwks {
+                    Self::Http(Box::new(HttpJwks {
                         uri,
                         client,
                         etag: Mutex::new(None),
-                    })
+                    }))
                 }
                 Err(why) => Self::Broken(why),
             },

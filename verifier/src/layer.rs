@@ -23,6 +23,28 @@ const HEALTH_AND_REFLECTION: [&str; 3] = [
 ];
 
 /// Requires a valid access token on every request but the allowed paths.
+///
+/// On an axum router (handlers take the claims with `Extension<Claims>`):
+///
+/// ```
+/// use authd_verifier::{AuthLayer, Checks, Claims, JwksSource, LocalSettings, LocalVerifier};
+/// use axum::{Extension, Router, routing::get};
+///
+/// # async fn run() {
+/// let verifier = LocalVerifier::start(LocalSettings::new(
+///     JwksSource::Http("http://127.0.0.1:8080/.well-known/jwks.json".into()),
+///     Checks::new("http://127.0.0.1:8080", vec!["authd".into()]),
+/// ));
+/// let app: Router = Router::new()
+///     .route("/me", get(|Extension(claims): Extension<Claims>| async move { claims.email }))
+///     .route("/public/status", get(|| async { "ok" }))
+///     .layer(AuthLayer::new(verifier).allow("/public/"));
+/// # }
+/// ```
+///
+/// On a tonic server it wraps every service (`Server::builder().layer(…)`) or one
+/// (`Server::builder().add_service(layer.layer(MyServer::new(…)))`: the wrapped service keeps
+/// its name).
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Arc<dyn Verify>,
@@ -44,7 +66,8 @@ impl AuthLayer {
     }
 
     /// Lets a path through without a token: exact (`/habits.v1.Habits/Ping`) or, ending in `/`,
-    /// every path under it (`/grpc.health.v1.Health/`). A path under a prefix with a `.` or `..`
+    /// every path under it (`/grpc.health.v1.Health/`). On these paths a token, if one comes,
+    /// is not looked at and no [`Claims`] are added. A path under a prefix with a `.` or `..`
     /// segment is not let through: a proxy that normalises it could route it elsewhere.
     pub fn allow(self, path: impl Into<String>) -> Self {
         let mut public = self.public.to_vec();
@@ -158,7 +181,7 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, Refusal> {
         return Err(Refusal::Malformed);
     }
     let value = value.to_str().map_err(|_| Refusal::Malformed)?;
-    let (scheme, token) = value.split_once(' ').ok_or(Refusal::Missing)?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Refusal::Missing);
     }

@@ -139,6 +139,15 @@ async fn http_refusals_are_401_with_a_bearer_challenge() {
     let response = send("/habits", false, &["Bearer unavailable"]).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&response, "www-authenticate"), None);
+    for empty in ["Bearer ", "Bearer", "bearer   "] {
+        let response = send("/habits", false, &[empty]).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{empty}");
+        assert_eq!(
+            header(&response, "www-authenticate"),
+            Some(r#"Bearer error="invalid_token""#),
+            "{empty}"
+        );
+    }
     let response = send("/habits", false, &["Bearer "]).await;
     assert_eq!(
         header(&response, "www-authenticate"),

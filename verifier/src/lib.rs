@@ -1,4 +1,30 @@
-//! authd-verifier: what a service that receives authd access tokens needs to check them.
+//! authd-verifier: what a service that receives authd access tokens needs to check them. It
+//! pulls in no database, password-hashing, mail or CLI code.
+//!
+//! Protect a tonic service in five lines (local mode: authd's public keys, checked here):
+//!
+//! ```no_run
+//! # use tonic_health::pb::health_server::HealthServer as MyServer;
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # let (reporter, _) = tonic_health::server::health_reporter();
+//! # let my_service = tonic_health::server::HealthService::from_health_reporter(reporter);
+//! # let addr = "127.0.0.1:50061".parse()?;
+//! use authd_verifier::{AuthLayer, Checks, JwksSource, LocalSettings, LocalVerifier};
+//! use tonic::transport::Server;
+//!
+//! let verifier = LocalVerifier::start(LocalSettings::new(
+//!     JwksSource::Http("http://127.0.0.1:8080/.well-known/jwks.json".into()),
+//!     Checks::new("http://127.0.0.1:8080", vec!["authd".into()]),
+//! ));
+//! Server::builder()
+//!     .layer(AuthLayer::new(verifier).allow_health_and_reflection())
+//!     .add_service(MyServer::new(my_service))
+//!     .serve(addr).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A handler then reads `request.extensions().get::<authd_verifier::Claims>()`.
 //!
 //! - [`AccessClaims`]: the token's claims as authd signs them; [`Claims`]: the typed form a
 //!   protected handler reads from the request extensions.
@@ -6,9 +32,12 @@
 //! - [`Checks`]: every check on one token (type, algorithm, key, signature, issuer, audience,
 //!   lifetime), with no I/O.
 //! - [`Refusal`]: why a token was refused.
-//! - [`Verify`]: the question the layer asks; [`AuthLayer`]: the tower layer that asks it.
-//! - [`LocalVerifier`]: local mode, keys from authd's JWK Set, checked here.
-//! - [`RemoteVerifier`]: remote mode, every token sent to authd's Introspect.
+//! - [`Verify`]: the question the layer asks; [`AuthLayer`]: the tower layer that asks it, for
+//!   tonic servers and axum routers alike.
+//! - [`LocalVerifier`]: local mode, keys from authd's JWK Set, checked here: no round trip, but
+//!   a logged-out session's tokens pass until they expire.
+//! - [`RemoteVerifier`]: remote mode, every token sent to authd's Introspect: a logout is seen
+//!   at once, for a round trip per token (or per cache TTL).
 
 #![deny(missing_docs)]
 
