@@ -12,10 +12,14 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY migration/Cargo.toml migration/Cargo.toml
 COPY verifier/Cargo.toml verifier/build.rs verifier/
+# The habits example is a workspace member too, but the image builds only authd: its manifest and
+# stub targets (kept in both layers) are all that loading the workspace needs.
+COPY examples/habits/Cargo.toml examples/habits/Cargo.toml
 COPY proto proto
-RUN mkdir -p src migration/src verifier/src benches verifier/benches \
+RUN mkdir -p src migration/src verifier/src benches verifier/benches examples/habits/src \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && echo 'fn main() {}' > migration/src/main.rs && touch migration/src/lib.rs verifier/src/lib.rs \
+ && echo 'fn main() {}' > examples/habits/src/main.rs && touch examples/habits/src/lib.rs \
  && for bench in grpc timing memory; do echo 'fn main() {}' > "benches/$bench.rs"; done \
  && echo 'fn main() {}' > verifier/benches/check.rs \
  && cargo build --release --locked --bin authd \

@@ -21,6 +21,7 @@ mod bad_input;
 mod client_id;
 mod discovery;
 mod flows;
+mod habits;
 mod healthcheck;
 mod mail;
 mod memory;
