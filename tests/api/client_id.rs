@@ -228,7 +228,6 @@ async fn sessions_from_before_the_migration_refresh_with_the_default_client_id()
 
 #[tokio::test]
 async fn an_access_token_without_the_claim_introspects_with_its_sessions_client() {
-    use authd::store::entity::signing_key;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     // A token issued by the version before the claim: same key, no client_id.
     let mut app = TestApp::spawn().await;
@@ -243,18 +242,14 @@ async fn an_access_token_without_the_claim_introspects_with_its_sessions_client(
         .unwrap()
         .kid
         .unwrap();
-    let rows = signing_key::Entity::find()
-        .all(&app.db.connect().await)
-        .await
-        .unwrap();
-    let row = rows.iter().find(|r| r.kid == kid).unwrap();
+    let private_key = app.stored_private_key(&kid).await;
     let mut header = Header::new(Algorithm::EdDSA);
     header.typ = Some("at+jwt".into());
     header.kid = Some(kid.clone());
     let old_token = jsonwebtoken::encode(
         &header,
         &old_claims,
-        &EncodingKey::from_ed_der(&row.private_key),
+        &EncodingKey::from_ed_der(&private_key),
     )
     .unwrap();
     let answer = app.introspect(&old_token).await;

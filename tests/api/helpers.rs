@@ -174,6 +174,21 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The private half (PKCS#8 DER) of authd's signing key `kid`, read from its database: for
+    /// tests that sign what authd would not, to show that the check is more than the signature.
+    pub async fn stored_private_key(&self, kid: &str) -> Vec<u8> {
+        use authd::store::entity::signing_key;
+        use sea_orm::EntityTrait;
+        signing_key::Entity::find()
+            .all(&self.db.connect().await)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|row| row.kid == kid)
+            .expect("the signing key is stored")
+            .private_key
+    }
+
     /// authd with test settings (cheap password hashing, a mail server of its own).
     pub async fn spawn() -> Self {
         Self::spawn_with(&[]).await

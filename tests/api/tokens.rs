@@ -314,9 +314,6 @@ async fn garbage_and_tokens_of_the_wrong_kind_are_refused() {
 
 #[tokio::test]
 async fn tokens_signed_with_the_real_key_but_wrong_in_kind_or_claims_are_inactive() {
-    use authd::store::entity::signing_key;
-    use sea_orm::EntityTrait;
-
     let mut app = TestApp::spawn().await;
     let tokens = app.signup_verified_login("stolen@example.com").await;
     let other = app.signup_verified_login("other@example.com").await;
@@ -324,15 +321,7 @@ async fn tokens_signed_with_the_real_key_but_wrong_in_kind_or_claims_are_inactiv
     let kid = real_header["kid"].as_str().unwrap();
     // Only this test reaches into the database: for the private key, to sign what authd would
     // not. It shows that Introspect checks more than the signature.
-    let rows = signing_key::Entity::find()
-        .all(&app.db.connect().await)
-        .await
-        .unwrap();
-    let row = rows
-        .iter()
-        .find(|row| row.kid == kid)
-        .expect("the signing key is stored");
-    let key = EncodingKey::from_ed_der(&row.private_key);
+    let key = EncodingKey::from_ed_der(&app.stored_private_key(kid).await);
     let sign = |typ: Option<&str>, claims: &Value| {
         jsonwebtoken::encode(&header(Algorithm::EdDSA, typ, Some(kid)), claims, &key).unwrap()
     };

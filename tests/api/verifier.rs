@@ -59,18 +59,8 @@ pub fn foreign_key() -> ed25519_dalek::SigningKey {
 
 /// authd's own signing key, from its database: to sign what authd would not.
 async fn authd_key(app: &TestApp, kid: &str) -> ed25519_dalek::SigningKey {
-    use authd::store::entity::signing_key;
     use ed25519_dalek::pkcs8::DecodePrivateKey;
-    use sea_orm::EntityTrait;
-    let rows = signing_key::Entity::find()
-        .all(&app.db.connect().await)
-        .await
-        .unwrap();
-    let row = rows
-        .iter()
-        .find(|r| r.kid == kid)
-        .expect("the key is stored");
-    ed25519_dalek::SigningKey::from_pkcs8_der(&row.private_key).unwrap()
+    ed25519_dalek::SigningKey::from_pkcs8_der(&app.stored_private_key(kid).await).unwrap()
 }
 
 #[tokio::test]
