@@ -149,6 +149,16 @@ impl AuthServiceRpc for AuthGrpc {
         Ok(Response::new(answer))
     }
 
+    type WatchRevocationsStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::Revocation, Status>> + Send>>;
+
+    async fn watch_revocations(
+        &self,
+        _request: Request<pb::WatchRevocationsRequest>,
+    ) -> Reply<Self::WatchRevocationsStream> {
+        Err(Status::unimplemented("WatchRevocations is being built"))
+    }
+
     async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Reply<pb::GetJwksResponse> {
         Ok(Response::new(pb::GetJwksResponse {
             jwks_json: self.service.jwks_json().to_string(),
