@@ -181,11 +181,17 @@ async fn sessions_from_before_the_migration_refresh_with_the_default_client_id()
     // Back to the schema of the migrations before this one, with the session still there; its
     // row now holds what a session made by the previous version holds.
     let conn = db.connect().await;
-    let applied = Migrator::get_applied_migrations(&conn).await.unwrap().len();
-    Migrator::down(&conn, Some(1)).await.unwrap();
+    let applied = Migrator::get_applied_migrations(&conn).await.unwrap();
+    let this_one = applied
+        .iter()
+        .position(|m| m.name() == "m20261202_000003_session_client_id")
+        .unwrap();
+    // This migration and every later one, newest first.
+    let steps = u32::try_from(applied.len() - this_one).unwrap();
+    Migrator::down(&conn, Some(steps)).await.unwrap();
     assert_eq!(
         Migrator::get_applied_migrations(&conn).await.unwrap().len(),
-        applied - 1
+        this_one
     );
     let columns = if db.is_postgres() {
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'sessions' AND column_name = 'client_id'"
