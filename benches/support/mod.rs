@@ -11,6 +11,7 @@ pub struct Bench {
     pub channel: Channel,
     /// `sqlite` or `postgres`, for the report.
     pub backend: &'static str,
+    database_url: String,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     _dir: tempfile::TempDir,
@@ -25,6 +26,21 @@ impl Bench {
                 dir.path().join("bench.db").display()
             )
         });
+        Self::start_on(dir, &database_url, extra).await
+    }
+
+    /// A second authd (a replica) on the database of `self`.
+    #[allow(dead_code, reason = "only some benches run replicas")]
+    pub async fn replica(&self, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_on(tempfile::tempdir()?, &self.database_url, extra).await
+    }
+
+    async fn start_on(
+        dir: tempfile::TempDir,
+        database_url: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let database_url = database_url.to_owned();
         let mut args = vec![
             "authd",
             "serve",
@@ -59,6 +75,7 @@ impl Bench {
         Ok(Self {
             channel,
             backend,
+            database_url,
             stop,
             server,
             _dir: dir,
