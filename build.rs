@@ -9,6 +9,9 @@
 //! encoding, and a decoder that answers a request that does not decode with INVALID_ARGUMENT.
 //! Messages know their protobuf names (`prost::Name`), so that answer can say which message it
 //! expected.
+//!
+//! `proto/envoy/` (a subset of Envoy's ext_authz v3 API, see its LICENSE) is compiled the same
+//! way into a descriptor set and code of its own; its `google.rpc.Status` is `tonic_types::Status`.
 
 use prost::Message;
 use std::{env, fs, path::PathBuf};
@@ -30,5 +33,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .codec_path("crate::grpc::codec::ProtoCodec")
         .compile_fds_with_config(fds, config)?;
+
+    let envoy = protox::compile(["envoy/service/auth/v3/external_auth.proto"], ["proto"])?;
+    fs::write(out_dir.join("envoy_descriptor.bin"), envoy.encode_to_vec())?;
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
+    config.extern_path(".google.rpc.Status", "::tonic_types::Status");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .codec_path("crate::grpc::codec::ProtoCodec")
+        .compile_fds_with_config(envoy, config)?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! generated client from `AUTHD_BENCH_CLIENTS` concurrent tasks (default 16) for
 //! `AUTHD_BENCH_SECONDS` per operation (default 5):
 //! - Introspect: the resource servers' hot path (signature check plus one indexed lookup);
+//! - Check: Envoy's ext_authz call, the same check behind a CheckRequest with a few headers;
 //! - Refresh: a rotation (one write transaction);
 //! - Login: bounded by argon2id (m=19456 KiB, t=2, p=1) on the machine's cores.
 //!
@@ -13,10 +14,12 @@
 
 mod support;
 
+use authd::grpc::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, attribute_context, authorization_client::AuthorizationClient,
+};
 use authd::pb::auth_service_client::AuthServiceClient;
 use authd::pb::{IntrospectRequest, LoginRequest, RefreshRequest, SignupRequest};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 const EMAIL: &str = "bench@example.com";
 const PASSWORD: &str = "correct horse battery";
@@ -57,7 +60,9 @@ async fn main() -> anyhow::Result<()> {
         "operation", "ops/s", "p50 ms", "p99 ms", "errors"
     );
 
-    let introspect = run(&channel, clients, duration, move |mut c, _| {
+    let auth = AuthServiceClient::new(channel.clone());
+    let check_token = access_token.clone();
+    let introspect = run(&auth, clients, duration, move |mut c, _| {
         let token = access_token.to_string();
         async move {
             let active = c
@@ -72,30 +77,66 @@ async fn main() -> anyhow::Result<()> {
     .await;
     introspect.print("Introspect");
 
+    // What Envoy sends for a small request: a handful of headers beside `authorization`.
+    let check_request = {
+        let mut headers: std::collections::HashMap<String, String> = [
+            (":authority", "api.example"),
+            (":method", "GET"),
+            (":path", "/habits"),
+            ("user-agent", "curl/8.5.0"),
+            ("accept", "*/*"),
+            ("x-request-id", "6f1c2d3e-0000-4000-8000-000000000000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        headers.insert("authorization".into(), format!("Bearer {check_token}"));
+        CheckRequest {
+            attributes: Some(AttributeContext {
+                request: Some(attribute_context::Request {
+                    http: Some(attribute_context::HttpRequest {
+                        headers,
+                        header_map: None,
+                    }),
+                }),
+            }),
+        }
+    };
+    let check = run(
+        &AuthorizationClient::new(channel.clone()),
+        clients,
+        duration,
+        move |mut c, _| {
+            let request = check_request.clone();
+            async move {
+                let code = c.check(request).await?.into_inner().status.map(|s| s.code);
+                anyhow::ensure!(code == Some(0), "not allowed: {code:?}");
+                Ok(c)
+            }
+        },
+    )
+    .await;
+    check.print("Check");
+
     // Each client rotates its own session's refresh token.
     let mut refresh_tokens = Vec::with_capacity(clients);
     for _ in 0..clients {
         refresh_tokens.push(client.login(login()).await?.into_inner().refresh_token);
     }
-    let refresh = run_stateful(
-        &channel,
-        refresh_tokens,
-        duration,
-        |mut c, token| async move {
-            let next = c
-                .refresh(RefreshRequest {
-                    refresh_token: token,
-                })
-                .await?
-                .into_inner()
-                .refresh_token;
-            Ok((c, next))
-        },
-    )
+    let refresh = run_stateful(&auth, refresh_tokens, duration, |mut c, token| async move {
+        let next = c
+            .refresh(RefreshRequest {
+                refresh_token: token,
+            })
+            .await?
+            .into_inner()
+            .refresh_token;
+        Ok((c, next))
+    })
     .await;
     refresh.print("Refresh");
 
-    let login_stats = run(&channel, clients, duration, move |mut c, _| async move {
+    let login_stats = run(&auth, clients, duration, move |mut c, _| async move {
         c.login(login()).await?;
         Ok(c)
     })
@@ -103,9 +144,11 @@ async fn main() -> anyhow::Result<()> {
     login_stats.print("Login");
 
     println!(
-        "ratios in this run: Introspect/Login throughput {:.0}x, Refresh/Login {:.0}x",
+        "ratios in this run: Introspect/Login throughput {:.0}x, Refresh/Login {:.0}x, \
+         Check/Introspect {:.2}",
         introspect.ops_per_sec() / login_stats.ops_per_sec(),
-        refresh.ops_per_sec() / login_stats.ops_per_sec()
+        refresh.ops_per_sec() / login_stats.ops_per_sec(),
+        check.ops_per_sec() / introspect.ops_per_sec()
     );
     bench.stop().await
 }
@@ -141,15 +184,15 @@ impl Stats {
     }
 }
 
-type Client = AuthServiceClient<Channel>;
-
-/// `clients` tasks calling `op` back to back until `duration` is up.
-async fn run<F, Fut>(channel: &Channel, clients: usize, duration: Duration, op: F) -> Stats
+/// `clients` tasks calling `op` back to back until `duration` is up, each with its own clone
+/// of `client` (tonic clients share the channel).
+async fn run<C, F, Fut>(client: &C, clients: usize, duration: Duration, op: F) -> Stats
 where
-    F: Fn(Client, ()) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<Client>> + Send,
+    C: Clone + Send + 'static,
+    F: Fn(C, ()) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<C>> + Send,
 {
-    run_stateful(channel, vec![(); clients], duration, move |c, ()| {
+    run_stateful(client, vec![(); clients], duration, move |c, ()| {
         let op = op.clone();
         async move { op(c, ()).await.map(|c| (c, ())) }
     })
@@ -157,23 +200,19 @@ where
 }
 
 /// One task per initial state; each call turns the state into the next one.
-async fn run_stateful<S, F, Fut>(
-    channel: &Channel,
-    states: Vec<S>,
-    duration: Duration,
-    op: F,
-) -> Stats
+async fn run_stateful<C, S, F, Fut>(client: &C, states: Vec<S>, duration: Duration, op: F) -> Stats
 where
+    C: Clone + Send + 'static,
     S: Clone + Send + 'static,
-    F: Fn(Client, S) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<(Client, S)>> + Send,
+    F: Fn(C, S) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<(C, S)>> + Send,
 {
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
     for state in states {
         let op = op.clone();
-        let mut client = AuthServiceClient::new(channel.clone());
+        let mut client = client.clone();
         tasks.spawn(async move {
             let (mut latencies, mut errors, mut state) = (Vec::new(), 0, state);
             while Instant::now() < deadline {

@@ -8,8 +8,11 @@ use crate::crypto::keys::{KeyRing, KeySet, StoredKey};
 use crate::crypto::password::PasswordHasher;
 use crate::domain::PasswordPolicy;
 use crate::grpc::client_auth::{self, ClientAuth};
+use crate::grpc::envoy::service::auth::v3::authorization_server::AuthorizationServer;
 use crate::grpc::tls::GrpcTls;
-use crate::grpc::{AccountGrpc, AuthGrpc, MetricsLayer, SessionTokens, TrustedProxies, pb};
+use crate::grpc::{
+    AccountGrpc, AuthGrpc, ExtAuthzGrpc, MetricsLayer, SessionTokens, TrustedProxies, pb,
+};
 use crate::mail::{MailComposer, OutboxWorker, Transport};
 use crate::metrics::Metrics;
 use crate::service::{
@@ -233,6 +236,11 @@ impl Application {
             self.proxies.clone(),
             Arc::clone(&self.introspect_callers),
         ));
+        // Envoy's external authorization: the Introspect check for each request a proxy sees.
+        let ext_authz = AuthorizationServer::new(ExtAuthzGrpc::new(
+            Arc::clone(&self.service),
+            Arc::clone(&self.introspect_callers),
+        ));
         // Only AccountService needs a caller token. Its layer sits inside the metrics layer, so
         // refused calls are counted (UNAUTHENTICATED) like any other answer.
         let account = tower::Layer::layer(
@@ -252,7 +260,8 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(crate::grpc::codec::FramingErrors::new(auth))
-            .add_service(crate::grpc::codec::FramingErrors::new(account));
+            .add_service(crate::grpc::codec::FramingErrors::new(account))
+            .add_service(crate::grpc::codec::FramingErrors::new(ext_authz));
         let grpc_stopped = stopped(stop_rx.clone());
         let grpc_task = match self.grpc_tls {
             None => tokio::spawn(grpc.serve_with_incoming_shutdown(
@@ -387,10 +396,11 @@ async fn load_keys(store: &Store) -> anyhow::Result<KeyRing> {
 }
 
 /// The service names gRPC health answers for.
-const HEALTH_NAMES: [&str; 3] = [
+const HEALTH_NAMES: [&str; 4] = [
     "",
     <pb::auth_service_server::AuthServiceServer<AuthGrpc> as tonic::server::NamedService>::NAME,
     <pb::account_service_server::AccountServiceServer<AccountGrpc> as tonic::server::NamedService>::NAME,
+    <AuthorizationServer<ExtAuthzGrpc> as tonic::server::NamedService>::NAME,
 ];
 
 /// SERVING while the database answers.

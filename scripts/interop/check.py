@@ -14,7 +14,14 @@ Proves two things against a running authd (started by scripts/interop-check):
 3. Error details decode with reflection only: the google.rpc.BadRequest in
    grpc-status-details-bin is decoded with the descriptor that reflection serves, and, with
    --grpcurl, a stock grpcurl prints the field violation.
-4. /metrics parses with the Prometheus Python client's parsers, both the Prometheus text format
+4. Envoy's external authorization speaks Envoy's wire format: CheckRequests built with Envoy's
+   own published Python protos (xds-protos, with fields authd's copy dropped set too) are
+   answered with CheckResponses that Envoy's definitions decode: the identity headers for a live
+   token, 401 with the Bearer challenge otherwise; and every field authd's reflection describes
+   has Envoy's name, number and type. The README's Envoy configuration parses as Envoy's
+   Bootstrap (and its jwt_authn filter as an HttpFilter) with Envoy's schema; its Istio
+   resources are YAML.
+5. /metrics parses with the Prometheus Python client's parsers, both the Prometheus text format
    (a plain scrape) and OpenMetrics (what Prometheus asks for), with the gRPC ecosystem's
    families and labels, process_* and authd_build_info.
 
@@ -42,7 +49,19 @@ from typing import Any, Callable
 
 import grpc
 import jwt
-from google.protobuf import descriptor_pool, message_factory
+import yaml
+from envoy.config.core.v3 import base_pb2 as envoy_base_pb2
+from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
+from envoy.type.v3 import http_status_pb2
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.extensions.filters.http.ext_authz.v3 import ext_authz_pb2  # noqa: F401 (Any types)
+from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2  # noqa: F401
+from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
+from google.protobuf import descriptor_pool, json_format, message_factory
 from google.rpc import error_details_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
@@ -288,6 +307,10 @@ def main() -> int:
                     help="AUTHD_REFRESH_TTL in seconds")
     ap.add_argument("--mail-wait", type=float, default=20.0,
                     help="seconds to wait for a mail to appear in the log")
+    ap.add_argument("--readme",
+                    default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                         "README.md"),
+                    help="the README whose Envoy and Istio YAML is checked")
     ap.add_argument("--grpcurl", help="a grpcurl binary: check what it prints of error details")
     ap.add_argument("--node-dir",
                     help="folder with verify.mjs and its node_modules (jose): verify with Node")
@@ -708,6 +731,104 @@ def main() -> int:
 
     r.check("Introspect of junk / a refresh token -> active=false, no error", introspect_garbage)
 
+    # ---- Envoy ext_authz, with Envoy's own protos (xds-protos), not authd's copy -------------
+    envoy = external_auth_pb2_grpc.AuthorizationStub(channel)
+    overwrite = envoy_base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+    identity = ("x-authd-user-id", "x-authd-session-id", "x-authd-email")
+
+    def envoy_request(headers: dict[str, str], raw: bool = False):
+        ctx = attribute_context_pb2.AttributeContext()
+        http = ctx.request.http
+        http.id, http.method, http.path, http.host = "req-1", "GET", "/habits", "api.example"
+        if raw:  # encode_raw_headers: true
+            http.header_map.headers.extend(
+                envoy_base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in headers.items())
+        else:
+            http.headers.update(headers)
+        # Fields authd's copy leaves out, as Envoy fills them: they must be skipped.
+        ctx.source.address.socket_address.address = "10.0.0.7"
+        ctx.source.address.socket_address.port_value = 40000
+        ctx.context_extensions["route"] = "habits"
+        ctx.request.time.GetCurrentTime()
+        return external_auth_pb2.CheckRequest(attributes=ctx)
+
+    def envoy_denied(res, what: str) -> None:
+        expect(res.status.code == grpc.StatusCode.UNAUTHENTICATED.value[0],
+               f"{what}: status {res.status.code}")
+        expect(res.WhichOneof("http_response") == "denied_response", f"{what}: not denied")
+        expect(res.denied_response.status.code == http_status_pb2.Unauthorized,
+               f"{what}: HTTP {res.denied_response.status.code}")
+        headers = [(h.header.key, h.header.value) for h in res.denied_response.headers]
+        expect(headers == [("www-authenticate", 'Bearer error="invalid_token"')],
+               f"{what}: headers {headers}")
+
+    def ext_authz_ok():
+        need(tokens, claims, user)
+        for raw in (False, True):
+            sent = {"authorization": f"Bearer {tokens.access_token}",
+                    "x-authd-user-id": "someone-else"}
+            res = envoy.Check(envoy_request(sent, raw), timeout=CALL_TIMEOUT)
+            form = "header_map" if raw else "headers"
+            expect(res.status.code == 0, f"{form}: status {res.status}")
+            expect(res.WhichOneof("http_response") == "ok_response", f"{form}: not ok_response")
+            got = {h.header.key: (h.header.value, h.append_action) for h in res.ok_response.headers}
+            want = {"x-authd-user-id": (user.id, overwrite),
+                    "x-authd-session-id": (claims["sid"], overwrite),
+                    "x-authd-email": (email, overwrite)}
+            expect(got == want, f"{form}: headers {got}")
+            # Envoy removes after it sets: listing them would strip authd's own values.
+            expect(not set(res.ok_response.headers_to_remove) & set(identity),
+                   f"{form}: headers_to_remove {list(res.ok_response.headers_to_remove)}")
+
+    r.check("ext_authz Check (Envoy's protos): a live token -> OK with the identity headers",
+            ext_authz_ok)
+
+    def ext_authz_denied():
+        need(tokens)
+        basic = base64url_encode(b"ada:secret").decode()
+        for what, headers in (("no header", {}), ("garbage", {"authorization": "Bearer x.y.z"}),
+                              ("Basic", {"authorization": f"Basic {basic}"}),
+                              ("refresh token",
+                               {"authorization": f"Bearer {tokens.refresh_token}"})):
+            envoy_denied(envoy.Check(envoy_request(headers), timeout=CALL_TIMEOUT), what)
+
+    r.check("ext_authz Check (Envoy's protos): bad tokens -> 401 + www-authenticate",
+            ext_authz_denied)
+
+    def ext_authz_descriptors():
+        need(connected)
+        seen: set[str] = set()
+
+        def compare(ours, theirs) -> None:
+            if ours.full_name in seen:
+                return
+            seen.add(ours.full_name)
+            expect(ours.full_name == theirs.full_name, f"{ours.full_name} vs {theirs.full_name}")
+            for field in ours.fields:
+                other = theirs.fields_by_number.get(field.number)
+                where = f"{ours.full_name}.{field.name} = {field.number}"
+                expect(other is not None, f"{where}: not in Envoy's definition")
+                expect(other.name == field.name and other.type == field.type
+                       and other.is_repeated == field.is_repeated,
+                       f"{where}: Envoy has {other.name} type {other.type}")
+                if field.message_type is not None:
+                    compare(field.message_type, other.message_type)
+                if field.enum_type is not None:
+                    for value in field.enum_type.values:
+                        theirs_value = other.enum_type.values_by_number.get(value.number)
+                        expect(theirs_value is not None and theirs_value.name == value.name,
+                               f"{field.enum_type.full_name}.{value.name}")
+
+        ours = pool.FindServiceByName("envoy.service.auth.v3.Authorization")
+        theirs = external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"]
+        method = ours.FindMethodByName("Check")
+        compare(method.input_type, theirs.methods_by_name["Check"].input_type)
+        compare(method.output_type, theirs.methods_by_name["Check"].output_type)
+        expect(len(seen) >= 8, f"only {len(seen)} messages compared")
+
+    r.check("ext_authz: every reflected field has Envoy's name, number and type",
+            ext_authz_descriptors)
+
     def refresh():
         need(tokens)
         res = auth.call("Refresh", refresh_token=tokens.refresh_token)
@@ -740,6 +861,36 @@ def main() -> int:
 
     r.check("Introspect after Logout -> active=false for the session's access tokens",
             introspect_inactive)
+
+    def readme_envoy_yaml():
+        with open(args.readme, encoding="utf-8") as f:
+            readme = f.read()
+        start = readme.index("## Envoy and Istio")
+        section = readme[start:readme.index("\n## ", start + 1)]
+        blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+        expect(len(blocks) == 3, f"{len(blocks)} YAML blocks in the section")
+        docs = [list(yaml.safe_load_all(block)) for block in blocks]
+        # Unknown fields or @type names fail here: the schema is Envoy's own.
+        bootstrap = json_format.ParseDict(docs[0][0], bootstrap_pb2.Bootstrap())
+        expect({c.name for c in bootstrap.static_resources.clusters} == {"authd", "app"},
+               "clusters")
+        jwt_filters = docs[2][0]
+        for entry in jwt_filters:
+            json_format.ParseDict(entry, hcm_pb2.HttpFilter())
+        kinds = [d["kind"] for d in docs[1]] + [docs[2][1]["kind"]]
+        expect(kinds == ["IstioOperator", "AuthorizationPolicy", "RequestAuthentication"],
+               f"Istio kinds {kinds}")
+
+    r.check("README: the Envoy config parses with Envoy's schema, the Istio YAML loads",
+            readme_envoy_yaml)
+
+    def ext_authz_logged_out():
+        need(logged_out)
+        res = envoy.Check(envoy_request({"authorization": f"Bearer {refreshed.access_token}"}),
+                          timeout=CALL_TIMEOUT)
+        envoy_denied(res, "logged out")
+
+    r.check("ext_authz Check after Logout -> 401 for the session's token", ext_authz_logged_out)
 
     def refresh_after_logout():
         need(logged_out)

@@ -20,6 +20,7 @@ mod account;
 mod bad_input;
 mod client_id;
 mod discovery;
+mod ext_authz;
 mod flows;
 mod habits;
 mod healthcheck;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tonic::Code;
 
 /// A throw-away PostgreSQL cluster in a temporary folder, on a port of its own.
-struct OwnPostgres {
+pub(crate) struct OwnPostgres {
     bin: PathBuf,
     data: PathBuf,
     port: u16,
@@ -22,7 +22,7 @@ struct OwnPostgres {
 }
 
 impl OwnPostgres {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL server binaries under /usr/lib/postgresql (scripts/ensure-postgres installs them)")
             .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -50,11 +50,11 @@ impl OwnPostgres {
         cluster
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    fn up(&self) {
+    pub(crate) fn up(&self) {
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off",
             self.port,
@@ -66,7 +66,7 @@ impl OwnPostgres {
             .arg(self.data.join("log")));
     }
 
-    fn down(&self) {
+    pub(crate) fn down(&self) {
         run(self.pg_ctl().args(["-w", "-m", "immediate", "stop"]));
     }
 

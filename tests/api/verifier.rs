@@ -242,7 +242,7 @@ async fn wrong_and_forged_tokens_are_refused_for_the_reason_they_deserve() {
 }
 
 /// An Introspect credential: the secret, and its `AUTHD_INTROSPECT_CLIENTS` entry.
-fn credential(id: &str) -> (String, String) {
+pub(crate) fn credential(id: &str) -> (String, String) {
     use sha2::Digest;
     let mut random = [0u8; 32];
     getrandom::fill(&mut random).unwrap();

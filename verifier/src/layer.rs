@@ -180,7 +180,22 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, Refusal> {
     if values.next().is_some() {
         return Err(Refusal::Malformed);
     }
-    let value = value.to_str().map_err(|_| Refusal::Malformed)?;
+    bearer_value(value.as_bytes())
+}
+
+/// The token of one `authorization` value, `Bearer <token>` (the scheme in any case, RFC 9110
+/// §11.1). Another scheme is [`Refusal::Missing`]; an empty or non-ASCII token
+/// [`Refusal::Malformed`]. For callers that hold the header in another form than an
+/// `http::HeaderMap` (authd's Envoy `Check` reads it from the request's attributes).
+pub fn bearer_value(value: &[u8]) -> Result<&str, Refusal> {
+    // Visible ASCII, space and tab only, as `http::HeaderValue::to_str` accepts.
+    if !value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        return Err(Refusal::Malformed);
+    }
+    let value = std::str::from_utf8(value).map_err(|_| Refusal::Malformed)?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Refusal::Missing);

@@ -59,7 +59,7 @@ pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Audience, Claims};
 pub use client::VerifierError;
 pub use jwks::JwksSource;
 pub use keys::{KeysError, PublicKey, PublicKeys};
-pub use layer::{AuthLayer, RequireAuth};
+pub use layer::{AuthLayer, RequireAuth, bearer_value};
 pub use local::{LocalSettings, LocalVerifier};
 pub use refusal::Refusal;
 pub use remote::{CACHE_CAPACITY, RemoteSettings, RemoteVerifier};
