@@ -72,15 +72,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         let ended = Instant::now();
         // Both streams are read at once; each arrival is timed on its own.
-        let arrival = |stream: &mut tonic::Streaming<Revocation>| {
-            let next = stream.message();
-            async move {
-                let got = next.await?;
-                anyhow::ensure!(got.is_some(), "a stream ended");
-                anyhow::Ok(ended.elapsed())
-            }
-        };
-        let (a, b) = tokio::join!(arrival(&mut same), arrival(&mut other));
+        let (a, b) = tokio::join!(arrival(&mut same, ended), arrival(&mut other, ended));
         same_delays.push(a?);
         other_delays.push(b?);
     }
@@ -96,6 +88,16 @@ async fn main() -> anyhow::Result<()> {
     report("other replica", &mut other_delays);
     second.stop().await?;
     first.stop().await
+}
+
+/// How long after `ended` the next revocation arrived on `stream`.
+async fn arrival(
+    stream: &mut tonic::Streaming<Revocation>,
+    ended: Instant,
+) -> anyhow::Result<Duration> {
+    let got = stream.message().await?;
+    anyhow::ensure!(got.is_some(), "a stream ended");
+    Ok(ended.elapsed())
 }
 
 fn report(label: &str, delays: &mut [Duration]) {
