@@ -114,6 +114,29 @@ async fn logout(app: &TestApp, refresh_token: &str, all_sessions: bool) {
         .expect("logout");
 }
 
+/// Logs every session out at once, session `i` through `client(i)`.
+async fn logout_in_parallel(
+    tokens: &[pb::TokenResponse],
+    client: impl Fn(usize) -> AuthServiceClient<Channel>,
+) {
+    let mut logouts = tokio::task::JoinSet::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let mut client = client(i);
+        let refresh_token = t.refresh_token.clone();
+        logouts.spawn(async move {
+            client
+                .logout(pb::LogoutRequest {
+                    refresh_token,
+                    all_sessions: false,
+                })
+                .await
+        });
+    }
+    while let Some(done) = logouts.join_next().await {
+        done.unwrap().unwrap();
+    }
+}
+
 /// A user with `n` sessions (the first from signup_verified_login).
 async fn user_with_sessions(app: &mut TestApp, email: &str, n: usize) -> Vec<pb::TokenResponse> {
     let mut sessions = vec![app.signup_verified_login(email).await];
@@ -446,22 +469,7 @@ async fn many_streams_at_once_each_see_every_revocation_once() {
         drop(Watch::start(&app, 0).await);
     }
     let tokens = user_with_sessions(&mut app, "ada@example.com", 3).await;
-    let mut logouts = tokio::task::JoinSet::new();
-    for t in &tokens {
-        let mut client = app.client.clone();
-        let refresh_token = t.refresh_token.clone();
-        logouts.spawn(async move {
-            client
-                .logout(pb::LogoutRequest {
-                    refresh_token,
-                    all_sessions: false,
-                })
-                .await
-        });
-    }
-    while let Some(done) = logouts.join_next().await {
-        done.unwrap().unwrap();
-    }
+    logout_in_parallel(&tokens, |_| app.client.clone()).await;
     let expected: HashSet<String> = tokens.iter().map(|t| session_of(&t.access_token)).collect();
     for watch in &mut watches {
         let got = watch.take(3).await;
@@ -532,26 +540,14 @@ async fn concurrent_logouts_on_two_authds_all_arrive_in_cursor_order() {
         Watch::start(&second, 0).await,
     ];
     let tokens = user_with_sessions(&mut first, "ada@example.com", 30).await;
-    let mut logouts = tokio::task::JoinSet::new();
-    for (i, t) in tokens.iter().enumerate() {
-        let mut client = if i % 2 == 0 {
+    logout_in_parallel(&tokens, |i| {
+        if i % 2 == 0 {
             first.client.clone()
         } else {
             second.client.clone()
-        };
-        let refresh_token = t.refresh_token.clone();
-        logouts.spawn(async move {
-            client
-                .logout(pb::LogoutRequest {
-                    refresh_token,
-                    all_sessions: false,
-                })
-                .await
-        });
-    }
-    while let Some(done) = logouts.join_next().await {
-        done.unwrap().unwrap();
-    }
+        }
+    })
+    .await;
     let expected: HashSet<String> = tokens.iter().map(|t| session_of(&t.access_token)).collect();
     for watch in &mut watches {
         let got = watch.take(tokens.len()).await;
