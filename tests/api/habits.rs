@@ -328,6 +328,7 @@ async fn without_authd_calls_are_unavailable_and_health_not_serving() {
         jwks_url,
         issuer: "http://authd.test".into(),
         audiences: vec!["authd".into()],
+        revocations: None,
     })
     .await;
     assert_eq!(keyless.health("").await, ServingStatus::NotServing as i32);
