@@ -13,7 +13,8 @@ use crate::grpc::{AccountGrpc, AuthGrpc, MetricsLayer, SessionTokens, TrustedPro
 use crate::mail::{MailComposer, OutboxWorker, Transport};
 use crate::metrics::Metrics;
 use crate::service::{
-    AuditLog, AuditWriter, AuthService, CleanupJob, Policy, Throttle, ThrottleLimits,
+    AuditLog, AuditWriter, AuthService, CleanupJob, Policy, RevocationFeed, RevocationPoller,
+    Throttle, ThrottleLimits,
 };
 use crate::store::{Store, StoreOptions};
 use anyhow::Context;
@@ -41,6 +42,7 @@ pub struct Application {
     outbox: OutboxWorker,
     audit_writer: AuditWriter,
     cleanup: CleanupJob,
+    revocation_poller: RevocationPoller,
     grpc_listener: TcpListener,
     /// TLS for the gRPC port, when configured.
     grpc_tls: Option<GrpcTls>,
@@ -129,6 +131,9 @@ impl Application {
             default_client_id: settings.default_client_id.clone(),
         };
         let (audit, audit_writer) = AuditLog::new(store.clone(), Arc::clone(&metrics));
+        let (revocations, revocation_poller) = RevocationFeed::start(store.clone())
+            .await
+            .context("reading the latest revocation")?;
         let service = Arc::new(AuthService {
             store: store.clone(),
             hasher,
@@ -139,6 +144,7 @@ impl Application {
             audit,
             policy,
             background: AuthService::background_permits(),
+            revocations,
         });
         let cleanup = CleanupJob {
             store: store.clone(),
@@ -167,6 +173,7 @@ impl Application {
             outbox,
             audit_writer,
             cleanup,
+            revocation_poller,
             grpc_listener,
             grpc_tls,
             introspect_callers,
@@ -270,6 +277,8 @@ impl Application {
         let http_task = tokio::spawn(async move { http.await });
         let outbox_task = tokio::spawn(self.outbox.run(stop_rx.clone()));
         let cleanup_task = tokio::spawn(self.cleanup.run(stop_rx.clone()));
+        // Ends every WatchRevocations stream when the listeners close, so none holds the drain.
+        let revocation_task = tokio::spawn(self.revocation_poller.run(stop_rx.clone()));
         // The audit writer stops only after the calls have finished, so their rows are written.
         let (audit_stop_tx, audit_stop_rx) = watch::channel(false);
         let audit_task = tokio::spawn(self.audit_writer.run(audit_stop_rx));
@@ -302,6 +311,7 @@ impl Application {
             self.service.finish_background().await;
             let _ = outbox_task.await;
             let _ = cleanup_task.await;
+            let _ = revocation_task.await;
             let _ = audit_stop_tx.send(true);
             let _ = audit_task.await;
             (grpc, http)

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_initial;
 mod m20261201_000002_throttles_and_audit;
 mod m20261202_000003_session_client_id;
+mod m20261203_000004_revocations;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261201_000002_throttles_and_audit::Migration),
             Box::new(m20261202_000003_session_client_id::Migration),
+            Box::new(m20261203_000004_revocations::Migration),
         ]
     }
 }

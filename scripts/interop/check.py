@@ -75,6 +75,8 @@ CONTRACT_METHODS: dict[str, tuple[set[str], set[str]]] = {
          "email_verified", "token_type", "client_id"},
     ),
     "GetJwks": (set(), {"jwks_json"}),
+    "WatchRevocations": ({"after_cursor"},
+                         {"cursor", "session_id", "user_id", "revoked_at", "not_after"}),
 }
 TOKEN_RESPONSE_FIELDS = {"access_token", "refresh_token", "token_type", "expires_in",
                          "refresh_expires_in", "user"}
@@ -170,6 +172,17 @@ class ReflectedService:
             response_deserializer=response_cls.FromString,
         )
         return rpc(request_cls(**fields), timeout=CALL_TIMEOUT)
+
+    def stream(self, method: str, timeout: float, **fields: Any):
+        """A server-streaming call: the call object (iterate it for the messages)."""
+        m = self.methods[method]
+        expect(m.server_streaming and not m.client_streaming, f"{method} is not server streaming")
+        rpc = self.channel.unary_stream(
+            f"/{self.descriptor.full_name}/{method}",
+            request_serializer=self.request_class(method).SerializeToString,
+            response_deserializer=self.response_class(method).FromString,
+        )
+        return rpc(self.request_class(method)(**fields), timeout=timeout)
 
 
 def expect_code(fn: Callable[[], Any], code: grpc.StatusCode) -> grpc.RpcError:
@@ -734,6 +747,31 @@ def main() -> int:
                     grpc.StatusCode.UNAUTHENTICATED)
 
     r.check("Refresh with the logged-out refresh token -> UNAUTHENTICATED", refresh_after_logout)
+
+    def watch_revocations():
+        need(logged_out)
+        call = auth.stream("WatchRevocations", timeout=5.0, after_cursor=0)
+        backlog_end = dict(call.initial_metadata()).get("x-authd-backlog-end")
+        expect(backlog_end is not None and int(backlog_end) > 0, f"backlog end {backlog_end!r}")
+        seen = []
+        for revocation in call:
+            seen.append(revocation)
+            if revocation.cursor >= int(backlog_end):
+                break
+        call.cancel()
+        mine = [x for x in seen if x.session_id == claims["sid"]]
+        expect(len(mine) == 1, f"the logged-out session appears {len(mine)} times")
+        x = mine[0]
+        expect(x.user_id == claims["sub"], "revocation names another user")
+        expect(x.not_after.seconds - x.revoked_at.seconds <= args.access_ttl,
+               "not_after is later than the last access token can expire")
+        expect(x.not_after.seconds >= claims["exp"], "not_after is before the token expires")
+        expect_code(lambda: next(iter(auth.stream("WatchRevocations", timeout=5.0,
+                                                   after_cursor=-1))),
+                    grpc.StatusCode.INVALID_ARGUMENT)
+
+    r.check("WatchRevocations (reflection only): the logged-out session is in the backlog, once",
+            watch_revocations)
 
     # ---- 5. password reset -------------------------------------------------------------------
     other = r.check("Login again (a session the reset must end)", login(password))

@@ -9,6 +9,9 @@ use tonic::{Request, Response, Status};
 
 /// The OAuth token type of authd's access tokens (RFC 6749 §5.1), in TokenResponse and Introspect.
 const TOKEN_TYPE: &str = "Bearer";
+/// WatchRevocations' response header: the cursor of the last backlog entry (0 for none), so a
+/// verifier knows when it has caught up.
+pub const BACKLOG_END_HEADER: &str = "x-authd-backlog-end";
 
 pub struct AuthGrpc {
     service: Arc<AuthService>,
@@ -154,9 +157,29 @@ impl AuthServiceRpc for AuthGrpc {
 
     async fn watch_revocations(
         &self,
-        _request: Request<pb::WatchRevocationsRequest>,
+        request: Request<pb::WatchRevocationsRequest>,
     ) -> Reply<Self::WatchRevocationsStream> {
-        Err(Status::unimplemented("WatchRevocations is being built"))
+        // Who may watch is who may introspect: both tell which sessions are live.
+        self.introspect_callers.authorize_grpc(&request)?;
+        let watch = self
+            .service
+            .watch_revocations(request.into_inner().after_cursor)
+            .await?;
+        let stream = tokio_stream::StreamExt::map(watch.stream, |item| match item {
+            Ok(r) => Ok(pb::Revocation {
+                cursor: r.cursor,
+                session_id: r.session_id.to_string(),
+                user_id: r.user_id.to_string(),
+                revoked_at: Some(timestamp(r.revoked_at)),
+                not_after: Some(timestamp(r.not_after)),
+            }),
+            Err(err) => Err(Status::from(err)),
+        });
+        let mut response = Response::new(Box::pin(stream) as Self::WatchRevocationsStream);
+        response
+            .metadata_mut()
+            .insert(BACKLOG_END_HEADER, watch.backlog_end.into());
+        Ok(response)
     }
 
     async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Reply<pb::GetJwksResponse> {

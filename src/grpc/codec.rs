@@ -103,8 +103,9 @@ pub fn decode_message<U: Message + Name + Default>(buf: impl Buf) -> Result<U, S
 ///
 /// - a message over the size limit (declared in its frame header, and refused before it is
 ///   read) is OUT_OF_RANGE in tonic; gRPC's status code table says RESOURCE_EXHAUSTED, and so
-///   does every other implementation. authd itself never answers OUT_OF_RANGE (the one
-///   `AuthError` mapping has no such arm), so the code alone tells this case.
+///   does every other implementation. authd answers OUT_OF_RANGE itself for a revocation cursor
+///   it never gave out, so the case is told by tonic's text as well (a test,
+///   `tests/api/bad_input/wire.rs`, notices if it changes).
 /// - a body that ends inside a frame (its header declared more bytes than came) is INTERNAL
 ///   "Unexpected EOF decoding stream." in tonic: the caller's mistake, so INVALID_ARGUMENT. That
 ///   one is told by tonic's text; a test (`tests/api/bad_input/wire.rs`) notices if it changes.
@@ -148,6 +149,8 @@ where
 
 /// tonic's text for a body that ended inside a frame.
 const TONIC_EOF: &str = "Unexpected EOF decoding stream.";
+/// How tonic's text for a message over the size limit starts.
+const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 
 fn correct_framing_error<RB: Default>(response: http::Response<RB>) -> http::Response<RB> {
     // A call refused before the handler ran is answered "trailers-only": the status is in the
@@ -156,7 +159,7 @@ fn correct_framing_error<RB: Default>(response: http::Response<RB>) -> http::Res
         return response;
     };
     let corrected = match status.code() {
-        Code::OutOfRange => {
+        Code::OutOfRange if status.message().starts_with(TONIC_TOO_LARGE) => {
             Status::resource_exhausted("the request message is larger than authd accepts")
         }
         Code::Internal if status.message() == TONIC_EOF => {

@@ -38,6 +38,14 @@ impl From<AuthError> for Status {
                 message,
                 ErrorDetails::with_retry_info(Some(retry_after)),
             ),
+            AuthError::CursorAhead { .. } => Status::out_of_range(message),
+            AuthError::WatchTooSlow { .. } => Status::resource_exhausted(message),
+            AuthError::TooManyStreams => Status::with_error_details(
+                Code::ResourceExhausted,
+                message,
+                ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
+            ),
+            AuthError::ShuttingDown { .. } => Status::unavailable(message),
             AuthError::Unavailable(cause) => {
                 tracing::error!(error = ?anyhow::Error::from(cause), "database unavailable");
                 Status::unavailable(message)

@@ -128,7 +128,7 @@ impl AuthService {
                 verified_hash: &verified_hash,
                 new_hash: new_hash.clone(),
                 notice: &notice,
-                now: Utc::now(),
+                ending: self.ending(Utc::now()),
             };
             match self.store.change_password(change).await? {
                 PasswordChanged::Changed { ended } => {
@@ -183,7 +183,7 @@ impl AuthService {
         let id = parse_session_id("session_id", session_id).map_err(|v| vec![v])?;
         if !self
             .store
-            .revoke_own_session(caller.user_id, id, Utc::now())
+            .revoke_own_session(caller.user_id, id, self.ending(Utc::now()))
             .await?
         {
             return Err(AuthError::SessionNotFound);

@@ -48,6 +48,7 @@ impl CleanupJob {
                 one_time_tokens = cleaned.one_time_tokens,
                 throttles = cleaned.throttles,
                 audit_events = cleaned.audit_events,
+                revocations = cleaned.revocations,
                 "expired rows deleted"
             ),
             Err(err) => {

@@ -33,6 +33,20 @@ pub enum AuthError {
     RateLimited { retry_after: Duration },
     #[error("service temporarily unavailable")]
     Unavailable(#[source] StoreError),
+    /// WatchRevocations from a cursor this database never gave out (it was replaced).
+    #[error(
+        "after_cursor is ahead of every revocation this database has (latest {latest}); start again from 0"
+    )]
+    CursorAhead { latest: i64 },
+    /// A WatchRevocations caller fell too far behind the live revocations.
+    #[error("reading revocations too slowly; resume with after_cursor {resume_after}")]
+    WatchTooSlow { resume_after: i64 },
+    /// This process holds as many revocation streams as it serves.
+    #[error("too many revocation streams on this authd; retry later or on another replica")]
+    TooManyStreams,
+    /// authd is stopping: a long-lived call ends so the caller moves to another replica.
+    #[error("authd is shutting down; resume with after_cursor {resume_after}")]
+    ShuttingDown { resume_after: i64 },
     #[error("internal error")]
     Unexpected(#[from] anyhow::Error),
 }

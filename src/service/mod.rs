@@ -1,5 +1,6 @@
 //! The use cases: signup, login, refresh, logout, email verification, password reset, token
-//! introspection, and the signed-in user's own account (profile, password, sessions). Plain async methods on `AuthService`, with no gRPC types: the gRPC layer converts
+//! introspection, the revocation feed, and the signed-in user's own account (profile, password,
+//! sessions). Plain async methods on `AuthService`, with no gRPC types: the gRPC layer converts
 //! requests into calls here and `AuthError` into a status, in one place.
 
 mod account;
@@ -8,6 +9,7 @@ mod cleanup;
 mod error;
 mod introspect;
 mod password_reset;
+mod revocations;
 mod session;
 mod signup;
 mod throttle;
@@ -17,6 +19,10 @@ pub use audit::{AuditEvent, AuditKind, AuditLog, AuditWriter};
 pub use cleanup::CleanupJob;
 pub use error::AuthError;
 pub use introspect::Introspection;
+pub use revocations::{
+    MAX_STREAMS, POLL_INTERVAL, RevocationFeed, RevocationPoller, RevocationStream, RevocationView,
+    RevocationWatch,
+};
 pub use throttle::{Throttle, ThrottleLimits};
 
 use crate::crypto::jwt::AccessTokens;
@@ -25,7 +31,7 @@ use crate::crypto::password::PasswordHasher;
 use crate::crypto::token::IssuedToken;
 use crate::domain::{ClientId, PasswordPolicy, UserId};
 use crate::mail::MailComposer;
-use crate::store::{Mail, NewOneTimeToken, Purpose, Store, UserRecord};
+use crate::store::{Ending, Mail, NewOneTimeToken, Purpose, Store, UserRecord};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::sync::Arc;
@@ -104,12 +110,28 @@ pub struct AuthService {
     pub(crate) policy: Policy,
     /// Bounds the work done after a call is answered (see `in_background`).
     pub(crate) background: Arc<Semaphore>,
+    /// Ended sessions, for WatchRevocations.
+    pub(crate) revocations: RevocationFeed,
 }
 
 impl AuthService {
     /// The permits of `background`, for `AuthService::background`.
     pub fn background_permits() -> Arc<Semaphore> {
         Arc::new(Semaphore::new(BACKGROUND_TASKS as usize))
+    }
+
+    /// Sessions ending at `now`: their revocations last as long as their access tokens.
+    pub(crate) fn ending(&self, now: DateTime<Utc>) -> Ending {
+        Ending {
+            at: now,
+            token_ttl: chrono::Duration::from_std(self.tokens.ttl())
+                .unwrap_or(chrono::Duration::MAX),
+        }
+    }
+
+    /// Every revocation after `after_cursor` that still matters, then each new one.
+    pub async fn watch_revocations(&self, after_cursor: i64) -> Result<RevocationWatch, AuthError> {
+        self.revocations.watch(after_cursor).await
     }
 
     /// The JWK Set that verifies access tokens.

@@ -70,7 +70,7 @@ impl AuthService {
         let notice = self.mails.password_changed(&user.email);
         if !self
             .store
-            .reset_password(&record, hash, &notice, Utc::now())
+            .reset_password(&record, hash, &notice, self.ending(Utc::now()))
             .await?
         {
             return Err(AuthError::InvalidOneTimeToken { field: "token" });

@@ -210,13 +210,13 @@ impl AuthService {
             }
             let ended = self
                 .store
-                .revoke_user_sessions(UserId(session.user_id), now)
+                .revoke_user_sessions(UserId(session.user_id), self.ending(now))
                 .await?;
             tracing::info!(user_id = %session.user_id, ended, "all sessions ended");
             self.audit(AuditEvent::new(AuditKind::LogoutAll, client).user(UserId(session.user_id)));
         } else {
             self.store
-                .revoke_session(SessionId(session.id), now)
+                .revoke_session(SessionId(session.id), self.ending(now))
                 .await?;
             self.audit(
                 AuditEvent::new(AuditKind::Logout, client)
@@ -280,7 +280,7 @@ impl AuthService {
                 .session(SessionId(session.id)),
         );
         self.store
-            .revoke_session(SessionId(session.id), now)
+            .revoke_session(SessionId(session.id), self.ending(now))
             .await?;
         Ok(Rotation::SessionEnded)
     }

@@ -3,11 +3,14 @@
 //! another user's rows.
 
 use super::entity::{session, user};
+use super::revocations::{Ending, end_sessions};
 use super::{Mail, SessionRecord, Store, StoreError, UserRecord};
 use crate::domain::{DisplayName, SessionId, UserId};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 
 /// The most sessions a listing returns (the newest). Every login starts a session, so a script
 /// that logs in in a loop could otherwise make one answer as large as it likes.
@@ -24,7 +27,8 @@ pub struct PasswordChange<'a> {
     pub new_hash: String,
     /// The mail telling the user, queued with the change.
     pub notice: &'a Mail,
-    pub now: DateTime<Utc>,
+    /// Now, and the access-token lifetime the other sessions' revocations last for.
+    pub ending: Ending,
 }
 
 /// How a password change ended.
@@ -88,17 +92,21 @@ impl Store {
         &self,
         user_id: UserId,
         id: SessionId,
-        now: DateTime<Utc>,
+        ending: Ending,
     ) -> Result<bool, StoreError> {
-        let revoked = session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now))
-            .filter(session::Column::Id.eq(id.0))
-            .filter(session::Column::UserId.eq(user_id.0))
-            .filter(session::Column::RevokedAt.is_null())
-            .filter(session::Column::ExpiresAt.gt(now))
-            .exec(&self.db)
-            .await?;
-        Ok(revoked.rows_affected == 1)
+        let txn = self.db.begin().await?;
+        let ended = end_sessions(
+            &txn,
+            Condition::all()
+                .add(session::Column::Id.eq(id.0))
+                .add(session::Column::UserId.eq(user_id.0))
+                .add(session::Column::ExpiresAt.gt(ending.at)),
+            ending,
+        )
+        .await?;
+        txn.commit().await?;
+        self.sessions_ended(ended);
+        Ok(ended == 1)
     }
 
     /// Stores the new password hash, ends every other session of the user (their refresh tokens
@@ -109,13 +117,14 @@ impl Store {
         &self,
         change: PasswordChange<'_>,
     ) -> Result<PasswordChanged, StoreError> {
+        let now = change.ending.at;
         let txn = self.db.begin().await?;
         // The user's row first, as every transaction that changes a user's tokens or sessions
         // takes it (see `Store::verify_email`). The conditional UPDATE is the check: a second
         // change waits here for the first and then finds the hash changed.
         let updated = user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(change.new_hash))
-            .col_expr(user::Column::UpdatedAt, Expr::value(change.now))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
             .filter(user::Column::Id.eq(change.user_id.0))
             .filter(user::Column::PasswordHash.eq(change.verified_hash))
             .exec(&txn)
@@ -127,21 +136,23 @@ impl Store {
             .filter(session::Column::UserId.eq(change.user_id.0))
             .one(&txn)
             .await?
-            .is_some_and(|s| s.is_live(change.now));
+            .is_some_and(|s| s.is_live(now));
         if !kept {
             return Ok(PasswordChanged::SessionEnded);
         }
-        let ended = session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(change.now))
-            .filter(session::Column::UserId.eq(change.user_id.0))
-            .filter(session::Column::Id.ne(change.keep.0))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        Self::enqueue_mail(&txn, change.notice, change.now).await?;
+        Self::enqueue_mail(&txn, change.notice, now).await?;
+        // Last: it takes the revocation lock (see `store::revocations`).
+        let ended = end_sessions(
+            &txn,
+            Condition::all()
+                .add(session::Column::UserId.eq(change.user_id.0))
+                .add(session::Column::Id.ne(change.keep.0)),
+            change.ending,
+        )
+        .await?;
         txn.commit().await?;
         self.mail_committed();
+        self.sessions_ended(ended);
         Ok(PasswordChanged::Changed { ended })
     }
 }

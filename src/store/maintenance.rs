@@ -24,6 +24,7 @@ pub struct Cleaned {
     pub one_time_tokens: u64,
     pub throttles: u64,
     pub audit_events: u64,
+    pub revocations: u64,
 }
 
 impl Store {
@@ -84,11 +85,13 @@ impl Store {
             .exec(&self.db)
             .await?
             .rows_affected;
+        let revocations = self.delete_expired_revocations(now).await?;
         Ok(Cleaned {
             sessions,
             one_time_tokens,
             throttles,
             audit_events,
+            revocations,
         })
     }
 }

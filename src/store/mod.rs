@@ -12,6 +12,7 @@ mod keys;
 mod maintenance;
 mod one_time;
 mod outbox;
+mod revocations;
 mod sessions;
 mod throttles;
 mod users;
@@ -22,6 +23,7 @@ pub use entity::{refresh_token::Model as RefreshTokenRecord, user::Model as User
 pub use maintenance::{Cleaned, NewAuditEvent};
 pub use one_time::{NewOneTimeToken, Purpose};
 pub use outbox::{Mail, QueuedMail};
+pub use revocations::{Ending, RevocationRecord};
 pub use sessions::{NewSession, Rotation, UsedFrom};
 pub use throttles::{ThrottleCount, ThrottleKey};
 pub use users::NewUser;
@@ -57,6 +59,8 @@ pub struct Store {
     db: DatabaseConnection,
     /// Rung when a queued mail is committed (see `Store::mail_queued`).
     outbox: Arc<Notify>,
+    /// Rung when sessions ended, after the commit (see `Store::revocations_recorded`).
+    revocations: Arc<Notify>,
 }
 
 /// What went wrong talking to the database.
@@ -143,6 +147,7 @@ impl Store {
         Ok(Self {
             db,
             outbox: Arc::new(Notify::new()),
+            revocations: Arc::new(Notify::new()),
         })
     }
 
@@ -209,6 +214,20 @@ impl Store {
         txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({key})"))
             .await?;
         Ok(Some(txn))
+    }
+
+    /// Tells the revocation feed that sessions ended, so it reads their revocations at once
+    /// rather than at its next poll. Every method that ends sessions calls this after its commit.
+    fn sessions_ended(&self, ended: u64) {
+        if ended > 0 {
+            self.revocations.notify_one();
+        }
+    }
+
+    /// Waits until sessions have ended in this process since the last wait (for the
+    /// revocation feed; other processes' revocations are found by polling).
+    pub async fn revocations_recorded(&self) {
+        self.revocations.notified().await;
     }
 
     /// Whether the database answers.

@@ -1,4 +1,5 @@
 use super::entity::{one_time_token, user};
+use super::revocations::Ending;
 use super::{Mail, OneTimeTokenRecord, Store, StoreError, UserRecord};
 use crate::crypto::token::TokenDigest;
 use crate::domain::UserId;
@@ -99,8 +100,9 @@ impl Store {
         token: &OneTimeTokenRecord,
         password_hash: String,
         notice: &Mail,
-        now: DateTime<Utc>,
+        ending: Ending,
     ) -> Result<bool, StoreError> {
+        let now = ending.at;
         let txn = self.db.begin().await?;
         // The user's row first (see verify_email). A login that verified the old password
         // re-checks the hash under this same lock, so it cannot start a session after the reset.
@@ -116,10 +118,12 @@ impl Store {
         }
         spend_all(&txn, token.user_id, Purpose::ResetPassword, now).await?;
         spend_all(&txn, token.user_id, Purpose::VerifyEmail, now).await?;
-        super::sessions::revoke_all(&txn, token.user_id, now).await?;
         Self::enqueue_mail(&txn, notice, now).await?;
+        // Last: it takes the revocation lock (see `store::revocations`).
+        let ended = super::sessions::revoke_all(&txn, token.user_id, ending).await?;
         txn.commit().await?;
         self.mail_committed();
+        self.sessions_ended(ended);
         Ok(true)
     }
 }

@@ -1,10 +1,14 @@
 use super::entity::{refresh_token, session, user};
+use super::revocations::{Ending, end_sessions};
 use super::{RefreshTokenRecord, SessionRecord, Store, StoreError};
 use crate::crypto::token::TokenDigest;
 use crate::domain::{SessionId, UserId};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
 
 /// A session about to start, with its first refresh token.
 pub struct NewSession {
@@ -145,17 +149,16 @@ impl Store {
     }
 
     /// Ends one session; ending an ended session changes nothing.
-    pub async fn revoke_session(
-        &self,
-        id: SessionId,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now))
-            .filter(session::Column::Id.eq(id.0))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await?;
+    pub async fn revoke_session(&self, id: SessionId, ending: Ending) -> Result<(), StoreError> {
+        let txn = self.db.begin().await?;
+        let ended = end_sessions(
+            &txn,
+            Condition::all().add(session::Column::Id.eq(id.0)),
+            ending,
+        )
+        .await?;
+        txn.commit().await?;
+        self.sessions_ended(ended);
         Ok(())
     }
 
@@ -163,25 +166,28 @@ impl Store {
     pub async fn revoke_user_sessions(
         &self,
         user_id: UserId,
-        now: DateTime<Utc>,
+        ending: Ending,
     ) -> Result<u64, StoreError> {
-        revoke_all(&self.db, user_id.0, now).await
+        let txn = self.db.begin().await?;
+        let ended = revoke_all(&txn, user_id.0, ending).await?;
+        txn.commit().await?;
+        self.sessions_ended(ended);
+        Ok(ended)
     }
 }
 
-/// Ends every live session of a user (inside the caller's transaction, if any).
-pub(super) async fn revoke_all<C: ConnectionTrait>(
-    db: &C,
+/// Ends every live session of a user, inside the caller's transaction.
+pub(super) async fn revoke_all(
+    txn: &DatabaseTransaction,
     user_id: uuid::Uuid,
-    now: DateTime<Utc>,
+    ending: Ending,
 ) -> Result<u64, StoreError> {
-    let result = session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, Expr::value(now))
-        .filter(session::Column::UserId.eq(user_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected)
+    end_sessions(
+        txn,
+        Condition::all().add(session::Column::UserId.eq(user_id)),
+        ending,
+    )
+    .await
 }
 
 /// Records use of a live session (when, and from where) and slides its expiry; `false` if it

@@ -30,6 +30,7 @@ mod outage;
 mod passwords;
 mod races;
 mod refresh;
+mod revocations;
 mod server;
 mod settings;
 mod shutdown;

@@ -230,7 +230,7 @@ async fn get_jwks(client: &mut AuthServiceClient<Channel>) -> Result<(), tonic::
 }
 
 /// A credential as `authd introspect-client new` prints it: (secret, setting entry).
-fn credential(id: &str) -> (String, String) {
+pub fn credential(id: &str) -> (String, String) {
     let out = authd::grpc::client_auth::new_credential(id).unwrap();
     let secret = out
         .lines()
@@ -251,7 +251,7 @@ fn credential(id: &str) -> (String, String) {
     (secret, entry)
 }
 
-fn basic(id: &str, secret: &str) -> String {
+pub fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 

@@ -4,6 +4,7 @@ pub mod audit_event;
 pub mod mail_outbox;
 pub mod one_time_token;
 pub mod refresh_token;
+pub mod revocation;
 pub mod session;
 pub mod signing_key;
 pub mod user;
