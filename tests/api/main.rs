@@ -40,3 +40,4 @@ mod tokens;
 mod verifier;
 mod verifier_jwks;
 mod verifier_layer;
+mod verifier_revocations;
