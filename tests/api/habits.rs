@@ -328,6 +328,7 @@ async fn without_authd_calls_are_unavailable_and_health_not_serving() {
         jwks_url,
         issuer: "http://authd.test".into(),
         audiences: vec!["authd".into()],
+        revocations: None,
     })
     .await;
     assert_eq!(keyless.health("").await, ServingStatus::NotServing as i32);
@@ -344,4 +345,40 @@ async fn without_authd_calls_are_unavailable_and_health_not_serving() {
     authd.stop().await;
     assert_eq!(code(remote.list(token).await), Code::Unavailable);
     remote.stop().await;
+}
+
+#[tokio::test]
+async fn revocation_aware_mode_refuses_a_logged_out_token_within_a_second() {
+    let mut authd = TestApp::spawn().await;
+    let ada = authd.signup_verified_login("ada@example.com").await;
+    let bob = authd.signup_verified_login("bob@example.com").await;
+    let mut habits = Habits::revocation_aware(&authd, |_| {}).await;
+    let token = &ada.access_token;
+    habits.create(token, "Read", "").await.unwrap();
+    habits.create(&bob.access_token, "Run", "").await.unwrap();
+
+    authd
+        .client
+        .logout(LogoutRequest {
+            refresh_token: ada.refresh_token.clone(),
+            all_sessions: false,
+        })
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    while code(habits.list(token).await) != Code::Unauthenticated {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "still accepted after 3 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "habits refused the logged-out token {:?} after Logout",
+        start.elapsed()
+    );
+    let refused = habits.list(token).await.unwrap_err();
+    assert_eq!(refused.message(), "access token's session has ended");
+    assert_eq!(habits.list(&bob.access_token).await.unwrap().len(), 1);
+    habits.stop().await;
 }

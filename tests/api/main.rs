@@ -41,3 +41,4 @@ mod tokens;
 mod verifier;
 mod verifier_jwks;
 mod verifier_layer;
+mod verifier_revocations;

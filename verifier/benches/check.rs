@@ -5,7 +5,10 @@
 //! a bare `ed25519_dalek` `verify` (what the check uses) and `verify_strict` of that token's
 //! signature over its signing input (decoded beforehand), `Checks::check` against `PublicKeys`,
 //! and the whole `Verify` path of a `LocalVerifier` warmed with keys from a JWKS served on
-//! loopback. Each runs `AUTHD_BENCH_ITERATIONS` (default 5000) tokens per round for
+//! loopback, and the same path of a revocation-aware `LocalVerifier` that holds a revocation
+//! stream (served on loopback by a minimal WatchRevocations server written here) with
+//! `AUTHD_BENCH_REVOKED` (default 10 000) revoked sessions, the token's own not among them.
+//! Each runs `AUTHD_BENCH_ITERATIONS` (default 5000) tokens per round for
 //! `AUTHD_BENCH_ROUNDS` (default 9) rounds after a warm-up round, the rounds interleaved; the
 //! median rate is printed, with the ratio to the bare `verify` and to `verify_strict`. Target: the
 //! local check at 80 % of the bare `verify` or more.
@@ -16,7 +19,9 @@
     reason = "a benchmark fails loudly"
 )]
 
-use authd_verifier::{Checks, JwksSource, LocalSettings, LocalVerifier, PublicKeys, Verify};
+use authd_verifier::{
+    Checks, JwksSource, LocalSettings, LocalVerifier, PublicKeys, RevocationSettings, Verify,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::Signer;
@@ -80,9 +85,102 @@ async fn serve_jwks(jwks: String) -> String {
     url
 }
 
+/// The WatchRevocations messages, as `proto/auth/v1/auth.proto` has them (the verifier's
+/// generated server is for its unit tests only).
+#[derive(Clone, PartialEq, prost::Message)]
+struct WatchRevocationsRequest {
+    #[prost(int64, tag = "1")]
+    after_cursor: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Revocation {
+    #[prost(int64, tag = "1")]
+    cursor: i64,
+    #[prost(string, tag = "2")]
+    session_id: String,
+    #[prost(string, tag = "3")]
+    user_id: String,
+    #[prost(message, optional, tag = "4")]
+    revoked_at: Option<prost_types::Timestamp>,
+    #[prost(message, optional, tag = "5")]
+    not_after: Option<prost_types::Timestamp>,
+}
+
+/// `auth.v1.AuthService` with WatchRevocations only: every revocation, then a stream that
+/// stays open.
+#[derive(Clone)]
+struct Revocations(std::sync::Arc<Vec<Revocation>>);
+
+impl tonic::server::NamedService for Revocations {
+    const NAME: &'static str = "auth.v1.AuthService";
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Revocations {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        use tonic::codegen::tokio_stream::{self, StreamExt};
+        let all = std::sync::Arc::clone(&self.0);
+        let watch = tower::service_fn(move |_: tonic::Request<WatchRevocationsRequest>| {
+            let all = std::sync::Arc::clone(&all);
+            async move {
+                let end = all.last().map_or(0, |r| r.cursor);
+                let stream = tokio_stream::iter(all.iter().cloned().map(Ok).collect::<Vec<_>>())
+                    .chain(tokio_stream::pending());
+                let mut response = tonic::Response::new(stream);
+                response
+                    .metadata_mut()
+                    .insert("x-authd-backlog-end", end.to_string().parse().unwrap());
+                Ok::<_, tonic::Status>(response)
+            }
+        });
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+            Ok(grpc.server_streaming(watch, request).await)
+        })
+    }
+}
+
+/// Serves `count` revocations of made-up sessions on loopback; the gRPC endpoint.
+async fn serve_revocations(count: usize, not_after: i64) -> String {
+    let revocations = (1..=count)
+        .map(|i| Revocation {
+            cursor: i as i64,
+            session_id: uuid::Uuid::from_u128(0xdead_0000 + i as u128).to_string(),
+            user_id: uuid::Uuid::from_u128(1).to_string(),
+            revoked_at: None,
+            not_after: Some(prost_types::Timestamp {
+                seconds: not_after,
+                nanos: 0,
+            }),
+        })
+        .collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(Revocations(std::sync::Arc::new(revocations)))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    endpoint
+}
+
 fn main() {
     let rounds = env("AUTHD_BENCH_ROUNDS", 9).max(1);
     let iterations = env("AUTHD_BENCH_ITERATIONS", 5000).max(1);
+    let revoked = env("AUTHD_BENCH_REVOKED", 10_000);
 
     let mut seed = [0u8; 32];
     seed.iter_mut()
@@ -121,17 +219,28 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let verifier = runtime.block_on(async {
+    let (verifier, aware) = runtime.block_on(async {
         let url = serve_jwks(jwks.clone()).await;
-        let verifier =
-            LocalVerifier::start(LocalSettings::new(JwksSource::Http(url), checks.clone()));
+        let verifier = LocalVerifier::start(LocalSettings::new(
+            JwksSource::Http(url.clone()),
+            checks.clone(),
+        ));
         assert!(verifier.ready(Duration::from_secs(10)).await, "keys served");
-        verifier
+        let endpoint = serve_revocations(revoked, now as i64 + 3600).await;
+        let aware = LocalVerifier::start(
+            LocalSettings::new(JwksSource::Http(url), checks.clone())
+                .with_revocations(RevocationSettings::new(endpoint)),
+        );
+        assert!(aware.ready(Duration::from_secs(10)).await, "keys served");
+        assert!(aware.caught_up(Duration::from_secs(30)).await, "caught up");
+        assert_eq!(aware.revoked_count(), revoked);
+        (verifier, aware)
     });
 
     println!(
         "authd-verifier check benchmark: token of {} bytes, {rounds} rounds of {iterations} \
-         tokens, median rate, one thread",
+         tokens, median rate, one thread; {revoked} revoked sessions in the revocation-aware \
+         verifier",
         token.len()
     );
     let mut strict = |n: usize| {
@@ -158,16 +267,30 @@ fn main() {
             }
         });
     };
+    let mut revocation_aware = |n: usize| {
+        runtime.block_on(async {
+            for _ in 0..n {
+                black_box(aware.verify(black_box(&token)).await).unwrap();
+            }
+        });
+    };
     let measured = rates(
         rounds,
         iterations,
-        &mut [&mut strict, &mut plain, &mut check, &mut whole],
+        &mut [
+            &mut strict,
+            &mut plain,
+            &mut check,
+            &mut whole,
+            &mut revocation_aware,
+        ],
     );
     let names = [
         "bare ed25519_dalek verify_strict",
         "bare ed25519_dalek verify",
         "Checks::check with PublicKeys",
         "LocalVerifier::verify (warmed, whole path)",
+        "  the same, revocation-aware (revoked set)",
     ];
     let (strict, plain) = (measured[0], measured[1]);
     println!(

@@ -96,6 +96,11 @@ impl Checks {
         &self.audiences
     }
 
+    /// The leeway on `exp` and `nbf`, whole seconds.
+    pub fn leeway(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.leeway_secs).unwrap_or(0))
+    }
+
     /// The claims of `token` when it passes every check now.
     pub fn check(&self, token: &str, keys: &PublicKeys) -> Result<AccessClaims, Refusal> {
         self.check_at(token, keys, unix_now())

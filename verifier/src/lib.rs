@@ -35,7 +35,10 @@
 //! - [`Verify`]: the question the layer asks; [`AuthLayer`]: the tower layer that asks it, for
 //!   tonic servers and axum routers alike.
 //! - [`LocalVerifier`]: local mode, keys from authd's JWK Set, checked here: no round trip, but
-//!   a logged-out session's tokens pass until they expire.
+//!   a logged-out session's tokens pass until they expire, unless
+//!   [`LocalSettings::with_revocations`] turns on revocation-aware local mode
+//!   ([`RevocationSettings`]): authd pushes every ended session to the verifier, whose tokens
+//!   are then refused within a second, still with no round trip per token.
 //! - [`RemoteVerifier`]: remote mode, every token sent to authd's Introspect: a logout is seen
 //!   at once, for a round trip per token (or per cache TTL).
 
@@ -44,12 +47,16 @@
 mod checks;
 mod claims;
 mod client;
+#[cfg(test)]
+mod fake_authd;
 mod jwks;
 mod keys;
 mod layer;
 mod local;
 mod refusal;
 mod remote;
+mod revocation_stream;
+mod revocations;
 #[cfg(test)]
 mod test_support;
 mod verify;
@@ -63,4 +70,5 @@ pub use layer::{AuthLayer, RequireAuth, bearer_value};
 pub use local::{LocalSettings, LocalVerifier};
 pub use refusal::Refusal;
 pub use remote::{CACHE_CAPACITY, RemoteSettings, RemoteVerifier};
+pub use revocations::{DEFAULT_MAX_DISCONNECTED, RevocationSettings, WhenDisconnected};
 pub use verify::{BoxFuture, Verify};

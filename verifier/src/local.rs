@@ -6,12 +6,19 @@
 //! triggers a refetch, but at most one per [`LocalSettings::min_refetch_interval`] however many
 //! tokens ask: tokens that arrive while that fetch runs wait for it and share its answer, and a
 //! flood of made-up `kid`s costs authd a fetch every interval at most. When a fetch fails the
-//! last good key set stays in use. A logout is not seen in this mode until the token expires:
-//! use [`crate::RemoteVerifier`] where that matters.
+//! last good key set stays in use.
+//!
+//! A logout is not seen in plain local mode until the token expires. With
+//! [`LocalSettings::with_revocations`] the verifier also holds authd's revocation stream and
+//! refuses the tokens of ended sessions ([`Refusal::Revoked`]) within a second (see
+//! [`crate::RevocationSettings`]); [`crate::RemoteVerifier`] asks authd about every token instead.
 
 use crate::client::VerifierError;
 use crate::jwks::{FetchError, Fetched, Fetcher};
-use crate::{BoxFuture, Checks, Claims, JwksSource, PublicKeys, Refusal, Verify};
+use crate::revocations::Revocations;
+use crate::{
+    BoxFuture, Checks, Claims, JwksSource, PublicKeys, Refusal, RevocationSettings, Verify,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -36,6 +43,8 @@ pub struct LocalSettings {
     /// How long a key set is kept when the answer has no `max-age` (or says `no-store` or
     /// `no-cache`; the GetJwks source never says): default 5 minutes.
     pub default_max_age: Duration,
+    /// Revocation-aware local mode, when set: see [`Self::with_revocations`]. Default: off.
+    pub revocations: Option<RevocationSettings>,
 }
 
 impl LocalSettings {
@@ -46,7 +55,18 @@ impl LocalSettings {
             checks,
             min_refetch_interval: Duration::from_secs(10),
             default_max_age: Duration::from_secs(300),
+            revocations: None,
         }
+    }
+
+    /// Also holds authd's revocation stream (one HTTP/2 stream per verifier and its clones,
+    /// a few bytes per revoked session), so that a token of an ended session is refused within
+    /// a second of the logout, with no call to authd per token. While the stream is down
+    /// longer than [`RevocationSettings::max_disconnected`], or before it first caught up,
+    /// [`RevocationSettings::when_disconnected`] decides.
+    pub fn with_revocations(mut self, revocations: RevocationSettings) -> Self {
+        self.revocations = Some(revocations);
+        self
     }
 }
 
@@ -69,6 +89,11 @@ struct Shared {
     /// tokens wait for it instead of fetching again.
     last_refetch: Mutex<Option<Instant>>,
     fetches: AtomicU64,
+    /// Revocation-aware mode: the revoked sessions and the stream's state.
+    revocations: Option<Revocations>,
+    /// Revocation-aware mode was asked for but could not start (a bad endpoint, no runtime):
+    /// every token is refused as unavailable rather than checked without it.
+    revocations_broken: bool,
 }
 
 impl LocalVerifier {
@@ -77,13 +102,24 @@ impl LocalVerifier {
     /// arrive, tokens get [`Refusal::Unavailable`].
     ///
     /// Call it inside a Tokio runtime; outside one it logs an error and every token gets
-    /// [`Refusal::Unavailable`].
+    /// [`Refusal::Unavailable`], as it does when revocation-aware mode is asked for with an
+    /// endpoint that is not a URI (logged too).
     pub fn start(settings: LocalSettings) -> Self {
         let runtime = tokio::runtime::Handle::try_current();
         let fetcher = match runtime {
             Ok(_) => Fetcher::new(&settings.jwks),
             Err(_) => Fetcher::Broken(VerifierError::NoRuntime.to_string()),
         };
+        let revocations = settings.revocations.map(|revocations| {
+            let endpoint = revocations.endpoint.clone();
+            Revocations::start(revocations, settings.checks.leeway()).map_err(|err| {
+                tracing::error!(
+                    "authd-verifier: revocation stream from {endpoint}: {err}; every token \
+                     will be refused"
+                );
+            })
+        });
+        let revocations_broken = matches!(revocations, Some(Err(())));
         let shared = Arc::new(Shared {
             checks: settings.checks,
             source: settings.jwks,
@@ -93,6 +129,8 @@ impl LocalVerifier {
             keys: watch::Sender::new(None),
             last_refetch: Mutex::new(None),
             fetches: AtomicU64::new(0),
+            revocations: revocations.and_then(Result::ok),
+            revocations_broken,
         });
         match runtime {
             Ok(runtime) => drop(runtime.spawn(refresh(Arc::downgrade(&shared)))),
@@ -123,6 +161,38 @@ impl LocalVerifier {
     pub fn key_count(&self) -> usize {
         self.shared.current().map_or(0, |keys| keys.len())
     }
+
+    /// Revocation-aware mode: how many revoked sessions are kept (0 when the mode is off).
+    pub fn revoked_count(&self) -> usize {
+        self.shared
+            .revocations
+            .as_ref()
+            .map_or(0, |r| r.state.len())
+    }
+
+    /// Revocation-aware mode: whether the stream is open and has delivered every revocation
+    /// authd had when it opened (false when the mode is off).
+    pub fn is_caught_up(&self) -> bool {
+        let link = self.shared.revocations.as_ref().map(|r| r.state.link());
+        link == Some(crate::revocations::Link::CaughtUp)
+    }
+
+    /// Revocation-aware mode: waits up to `timeout` for [`Self::is_caught_up`]; whether it is.
+    pub async fn caught_up(&self, timeout: Duration) -> bool {
+        match &self.shared.revocations {
+            Some(revocations) => revocations.state.wait_caught_up(timeout).await,
+            None => false,
+        }
+    }
+
+    /// Revocation-aware mode: how many times the stream was opened again after the first
+    /// (failed attempts included), for metrics.
+    pub fn reconnect_count(&self) -> u64 {
+        self.shared
+            .revocations
+            .as_ref()
+            .map_or(0, |r| r.state.reconnects())
+    }
 }
 
 impl Verify for LocalVerifier {
@@ -137,7 +207,12 @@ impl Verify for LocalVerifier {
                 },
                 other => other,
             }?;
-            Claims::try_from(claims)
+            let claims = Claims::try_from(claims)?;
+            match &shared.revocations {
+                Some(revocations) => revocations.admit(claims, token).await,
+                None if shared.revocations_broken => Err(Refusal::Unavailable),
+                None => Ok(claims),
+            }
         })
     }
 }

@@ -41,6 +41,10 @@ pub enum Refusal {
     /// Remote mode: authd says the token is not active (logged out, revoked, expired…).
     #[error("access token not active")]
     Inactive,
+    /// Revocation-aware local mode: the token's session has ended (logout, password change,
+    /// revoked session…), as authd's revocation stream said.
+    #[error("access token's session has ended")]
+    Revoked,
     /// No keys yet, or authd unreachable: the caller may retry.
     #[error("token verification unavailable, retry later")]
     Unavailable,

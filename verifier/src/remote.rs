@@ -8,8 +8,6 @@
 
 use crate::client::{self, VerifierError, error_chain, pb};
 use crate::{AccessClaims, Audience, BoxFuture, Claims, MAX_TOKEN_LEN, Refusal, Verify};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -75,12 +73,7 @@ impl RemoteVerifier {
     /// restarts). Fails on an endpoint that is not a URI, or outside a Tokio runtime.
     pub fn new(settings: RemoteSettings) -> Result<Self, VerifierError> {
         let channel = client::channel(&settings.endpoint, CALL_TIMEOUT)?;
-        let authorization = settings.client.as_ref().and_then(|(id, secret)| {
-            let basic = format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
-            let mut value = AsciiMetadataValue::try_from(basic).ok()?;
-            value.set_sensitive(true);
-            Some(value)
-        });
+        let authorization = client::basic_authorization(settings.client.as_ref());
         let cache = (!settings.cache_ttl.is_zero()).then(|| Cache::new(settings.cache_ttl));
         Ok(Self {
             inner: Arc::new(Inner {

@@ -1,5 +1,5 @@
 //! Builds the habits service from its settings and runs it: the store, the token verifier
-//! (local or remote mode), and one gRPC server with health and reflection open to anyone and
+//! (local, revocation-aware local or remote mode), and one gRPC server with health and reflection open to anyone and
 //! `habits.v1.Habits` behind `authd_verifier::AuthLayer`.
 //!
 //! `App::build` binds the port and returns before serving, so callers (and tests, which bind
@@ -75,12 +75,21 @@ impl App {
                 jwks_url,
                 issuer,
                 audiences,
+                revocations,
             } => {
-                let local = LocalVerifier::start(LocalSettings::new(
+                let mut local = LocalSettings::new(
                     JwksSource::Http(jwks_url.clone()),
                     Checks::new(issuer, audiences),
-                ));
-                (Arc::new(local.clone()), Some(local), "local", jwks_url)
+                );
+                let mut mode = "local";
+                let mut authd = jwks_url;
+                if let Some(revocations) = revocations {
+                    mode = "local, revocation-aware";
+                    authd = format!("{authd} and {}", revocations.endpoint);
+                    local = local.with_revocations(revocations);
+                }
+                let local = LocalVerifier::start(local);
+                (Arc::new(local.clone()), Some(local), mode, authd)
             }
             AuthdSettings::Remote { endpoint, client } => {
                 let remote = RemoteVerifier::new(RemoteSettings {

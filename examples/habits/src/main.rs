@@ -1,8 +1,9 @@
 //! The `habits` binary: settings from the environment, logs to stdout, serve until SIGTERM or
 //! Ctrl-C.
 //!
-//! Exit codes: 0 stopped cleanly, 1 failed while starting or running (the cause is in the log),
-//! 2 bad settings (one line per problem on stderr, naming the variable).
+//! Exit codes: 0 stopped cleanly (or `--help` printed), 1 failed while starting or running (the
+//! cause is in the log), 2 bad settings or arguments (one line per problem on stderr, naming the
+//! variable).
 
 use habits::{App, Settings};
 use std::io::IsTerminal;
@@ -11,6 +12,16 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if let Some(arg) = std::env::args().nth(1) {
+        if arg == "--help" || arg == "-h" {
+            print!("{}", habits::settings::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        eprintln!(
+            "habits: takes no arguments (got {arg:?}); settings are environment variables, see --help"
+        );
+        return ExitCode::from(2);
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(err) => {

@@ -2,10 +2,12 @@
 //! Every problem names the variable that caused it, and all of them are reported at once.
 //!
 //! A variable set to the empty string counts as unset, so `HABITS_AUTHD_INTROSPECT= habits`
-//! means local mode.
+//! means local mode. [`USAGE`] (`habits --help`) lists them all.
 
+use authd_verifier::{RevocationSettings, WhenDisconnected};
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// `HABITS_ADDR` when unset.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50061";
@@ -17,6 +19,35 @@ pub const DEFAULT_JWKS_URL: &str = "http://127.0.0.1:8080/.well-known/jwks.json"
 pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
 /// `HABITS_AUTHD_AUDIENCE` when unset: authd's default audience.
 pub const DEFAULT_AUDIENCE: &str = "authd";
+/// `HABITS_AUTHD_GRPC` when unset: authd's gRPC port with its defaults.
+pub const DEFAULT_GRPC: &str = "http://127.0.0.1:50051";
+
+/// What `habits --help` prints.
+pub const USAGE: &str = "\
+habits: a per-user habits gRPC API protected by authd-verifier. Takes no arguments; every
+setting is an environment variable (empty counts as unset):
+
+  HABITS_ADDR                     where gRPC listens (default 127.0.0.1:50061)
+  HABITS_DATABASE_URL             SQLite database (default sqlite://habits.db?mode=rwc)
+  HABITS_AUTHD_JWKS_URL           authd's JWKS (default http://127.0.0.1:8080/.well-known/jwks.json)
+  HABITS_AUTHD_ISSUER             the tokens' iss (default http://127.0.0.1:8080)
+  HABITS_AUTHD_AUDIENCE           accepted aud values, comma-separated (default authd)
+  HABITS_AUTHD_GRPC               authd's gRPC port, for the revocation stream and the
+                                  Introspect fallback (default http://127.0.0.1:50051)
+  HABITS_AUTHD_REVOCATIONS        on (default): local mode that holds authd's revocation
+                                  stream, so a logout is refused within a second;
+                                  off: plain local mode (a logged-out token passes until exp)
+  HABITS_AUTHD_WHEN_DISCONNECTED  introspect (default): while the stream is down longer than
+                                  the bound, ask authd's Introspect per call;
+                                  fail-closed: refuse calls as UNAVAILABLE instead
+  HABITS_AUTHD_MAX_DISCONNECTED   the bound: how long revocations already received are trusted
+                                  alone after the stream breaks (default 5s; ms, s, m)
+  HABITS_AUTHD_INTROSPECT         remote mode instead: authd's gRPC address, Introspect per call
+  HABITS_AUTHD_CLIENT_ID, HABITS_AUTHD_CLIENT_SECRET
+                                  habits' credential when authd restricts Introspect and the
+                                  revocation stream (AUTHD_INTROSPECT_CLIENTS)
+  RUST_LOG                        log filter (default info)
+";
 
 /// Everything the habits service is configured with.
 #[derive(Debug, Clone)]
@@ -32,8 +63,9 @@ pub struct Settings {
 /// How habits checks authd's access tokens.
 #[derive(Clone)]
 pub enum AuthdSettings {
-    /// Locally, with the public keys of authd's JWKS: no call to authd per request, but a
-    /// logged-out session's tokens are accepted until they expire.
+    /// Locally, with the public keys of authd's JWKS: no call to authd per request. With
+    /// `revocations` (the default) a logged-out session's tokens are refused within a second;
+    /// without, they are accepted until they expire.
     Local {
         /// `HABITS_AUTHD_JWKS_URL`.
         jwks_url: String,
@@ -41,6 +73,9 @@ pub enum AuthdSettings {
         issuer: String,
         /// Accepted `aud` values (`HABITS_AUTHD_AUDIENCE`, comma-separated).
         audiences: Vec<String>,
+        /// authd's revocation stream (`HABITS_AUTHD_GRPC`, `HABITS_AUTHD_WHEN_DISCONNECTED`,
+        /// `HABITS_AUTHD_MAX_DISCONNECTED`); `None` with `HABITS_AUTHD_REVOCATIONS=off`.
+        revocations: Option<RevocationSettings>,
     },
     /// With authd's Introspect on every call (`HABITS_AUTHD_INTROSPECT`): a logout is seen at once.
     Remote {
@@ -60,11 +95,13 @@ impl fmt::Debug for AuthdSettings {
                 jwks_url,
                 issuer,
                 audiences,
+                revocations,
             } => f
                 .debug_struct("Local")
                 .field("jwks_url", jwks_url)
                 .field("issuer", issuer)
                 .field("audiences", audiences)
+                .field("revocations", revocations)
                 .finish(),
             Self::Remote { endpoint, client } => f
                 .debug_struct("Remote")
@@ -111,6 +148,10 @@ impl Settings {
         let jwks_url = var("HABITS_AUTHD_JWKS_URL", Some(DEFAULT_JWKS_URL));
         let issuer = var("HABITS_AUTHD_ISSUER", Some(DEFAULT_ISSUER));
         let audience = var("HABITS_AUTHD_AUDIENCE", Some(DEFAULT_AUDIENCE));
+        let grpc = var("HABITS_AUTHD_GRPC", Some(DEFAULT_GRPC));
+        let revocations = var("HABITS_AUTHD_REVOCATIONS", Some("on"));
+        let when_disconnected = var("HABITS_AUTHD_WHEN_DISCONNECTED", Some("introspect"));
+        let max_disconnected = var("HABITS_AUTHD_MAX_DISCONNECTED", Some("5s"));
 
         let addr = addr.and_then(|addr| {
             addr.parse::<SocketAddr>()
@@ -153,13 +194,67 @@ impl Settings {
                 AuthdSettings::Remote { endpoint, client }
             }
             None => {
-                if client_id.is_some() || client_secret.is_some() {
-                    problems.push(
-                        "HABITS_AUTHD_CLIENT_ID and HABITS_AUTHD_CLIENT_SECRET are for remote \
-                         mode: set HABITS_AUTHD_INTROSPECT too, or unset them"
-                            .to_owned(),
-                    );
-                }
+                let revocations = match revocations.as_deref() {
+                    Some("on") => true,
+                    Some("off") => false,
+                    other => {
+                        problems.push(format!(
+                            "HABITS_AUTHD_REVOCATIONS={:?} must be on or off",
+                            other.unwrap_or_default()
+                        ));
+                        false
+                    }
+                };
+                let client = match (client_id, client_secret) {
+                    (Some(id), Some(secret)) if revocations => Some((id, secret)),
+                    (None, None) => None,
+                    (Some(_), Some(_)) => {
+                        problems.push(
+                            "HABITS_AUTHD_CLIENT_ID and HABITS_AUTHD_CLIENT_SECRET are for remote \
+                             mode and the revocation stream: set HABITS_AUTHD_INTROSPECT or \
+                             HABITS_AUTHD_REVOCATIONS=on, or unset them"
+                                .to_owned(),
+                        );
+                        None
+                    }
+                    (Some(_), None) | (None, Some(_)) => {
+                        problems.push(
+                            "HABITS_AUTHD_CLIENT_ID and HABITS_AUTHD_CLIENT_SECRET go together: \
+                             set both or neither"
+                                .to_owned(),
+                        );
+                        None
+                    }
+                };
+                let revocations = revocations.then(|| {
+                    let endpoint = grpc.unwrap_or_default();
+                    if let Err(why) = check_http_url(&endpoint) {
+                        problems.push(format!("HABITS_AUTHD_GRPC={endpoint:?} {why}"));
+                    }
+                    let mut settings = RevocationSettings::new(endpoint);
+                    settings.client = client;
+                    match when_disconnected.as_deref() {
+                        Some("introspect") => {
+                            settings.when_disconnected = WhenDisconnected::Introspect;
+                        }
+                        Some("fail-closed") => {
+                            settings.when_disconnected = WhenDisconnected::FailClosed;
+                        }
+                        other => problems.push(format!(
+                            "HABITS_AUTHD_WHEN_DISCONNECTED={:?} must be introspect or fail-closed",
+                            other.unwrap_or_default()
+                        )),
+                    }
+                    let bound = max_disconnected.unwrap_or_default();
+                    match parse_duration(&bound) {
+                        Some(bound) => settings.max_disconnected = bound,
+                        None => problems.push(format!(
+                            "HABITS_AUTHD_MAX_DISCONNECTED={bound:?} is not a duration such as \
+                             5s, 500ms or 1m"
+                        )),
+                    }
+                    settings
+                });
                 let jwks_url = jwks_url.unwrap_or_default();
                 if let Err(why) = check_http_url(&jwks_url) {
                     problems.push(format!("HABITS_AUTHD_JWKS_URL={jwks_url:?} {why}"));
@@ -178,6 +273,7 @@ impl Settings {
                     jwks_url,
                     issuer: issuer.unwrap_or_default(),
                     audiences,
+                    revocations,
                 }
             }
         };
@@ -189,6 +285,18 @@ impl Settings {
             }),
             _ => Err(SettingsError { problems }),
         }
+    }
+}
+
+/// `500ms`, `5s`, `1m`; a bare number is seconds.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let number: u64 = digits.parse().ok()?;
+    match &text[digits.len()..] {
+        "ms" => Some(Duration::from_millis(number)),
+        "" | "s" => Some(Duration::from_secs(number)),
+        "m" => Some(Duration::from_secs(number.checked_mul(60)?)),
+        _ => None,
     }
 }
 
@@ -207,96 +315,5 @@ fn check_http_url(url: &str) -> Result<(), &'static str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-    use std::ffi::OsString;
-
-    fn read(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let table: HashMap<String, OsString> = vars
-            .iter()
-            .map(|(name, value)| ((*name).to_owned(), OsString::from(value)))
-            .collect();
-        Settings::from_lookup(|name| table.get(name).cloned())
-    }
-
-    #[test]
-    fn defaults_are_local_mode_against_authds_defaults() {
-        let settings = read(&[]).unwrap();
-        assert_eq!(settings.addr.to_string(), DEFAULT_ADDR);
-        assert_eq!(settings.database_url, DEFAULT_DATABASE_URL);
-        let AuthdSettings::Local {
-            jwks_url,
-            issuer,
-            audiences,
-        } = settings.authd
-        else {
-            panic!("local mode by default");
-        };
-        assert_eq!(jwks_url, DEFAULT_JWKS_URL);
-        assert_eq!(issuer, DEFAULT_ISSUER);
-        assert_eq!(audiences, vec!["authd".to_owned()]);
-    }
-
-    #[test]
-    fn introspect_means_remote_mode_with_optional_credentials() {
-        let settings = read(&[
-            ("HABITS_AUTHD_INTROSPECT", "http://127.0.0.1:50051"),
-            ("HABITS_AUTHD_CLIENT_ID", "habits"),
-            ("HABITS_AUTHD_CLIENT_SECRET", "s3cret"),
-        ])
-        .unwrap();
-        let AuthdSettings::Remote { endpoint, client } = &settings.authd else {
-            panic!("remote mode");
-        };
-        assert_eq!(endpoint, "http://127.0.0.1:50051");
-        assert_eq!(client, &Some(("habits".to_owned(), "s3cret".to_owned())));
-        assert!(!format!("{settings:?}").contains("s3cret"));
-    }
-
-    #[test]
-    fn empty_means_unset() {
-        let settings = read(&[("HABITS_AUTHD_INTROSPECT", ""), ("HABITS_ADDR", " ")]).unwrap();
-        assert!(matches!(settings.authd, AuthdSettings::Local { .. }));
-        assert_eq!(settings.addr.to_string(), DEFAULT_ADDR);
-    }
-
-    #[test]
-    fn every_bad_value_is_named() {
-        let err = read(&[
-            ("HABITS_ADDR", "localhost"),
-            ("HABITS_DATABASE_URL", "postgres://db/habits"),
-            (
-                "HABITS_AUTHD_JWKS_URL",
-                "https://authd/.well-known/jwks.json",
-            ),
-            ("HABITS_AUTHD_AUDIENCE", " , "),
-            ("HABITS_AUTHD_CLIENT_ID", "habits"),
-        ])
-        .unwrap_err()
-        .to_string();
-        for name in [
-            "HABITS_ADDR",
-            "HABITS_DATABASE_URL",
-            "HABITS_AUTHD_JWKS_URL",
-            "HABITS_AUTHD_AUDIENCE",
-            "HABITS_AUTHD_CLIENT_ID",
-        ] {
-            assert!(err.contains(name), "{name} not named in {err}");
-        }
-        assert_eq!(err.lines().count(), 5, "{err}");
-    }
-
-    #[test]
-    fn remote_mode_checks_its_endpoint_and_credential_pair() {
-        let err = read(&[
-            ("HABITS_AUTHD_INTROSPECT", "127.0.0.1:50051"),
-            ("HABITS_AUTHD_CLIENT_SECRET", "s3cret"),
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("HABITS_AUTHD_INTROSPECT"), "{err}");
-        assert!(err.contains("set both or neither"), "{err}");
-        assert!(!err.contains("s3cret"), "{err}");
-    }
-}
+#[path = "settings_tests.rs"]
+mod tests;

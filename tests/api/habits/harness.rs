@@ -30,17 +30,38 @@ impl Drop for Habits {
 }
 
 impl Habits {
-    /// Local mode against `authd`'s JWKS, checking the issuer and audience the tests give authd.
+    /// Plain local mode (no revocation stream) against `authd`'s JWKS, checking the issuer and
+    /// audience the tests give authd.
     pub async fn local(authd: &TestApp) -> Self {
         Self::local_expecting(authd, "http://authd.test", "authd").await
     }
 
-    /// Local mode against `authd`'s JWKS, expecting the given `iss` and `aud`.
+    /// Plain local mode (no revocation stream) against `authd`'s JWKS, expecting the given
+    /// `iss` and `aud`.
     pub async fn local_expecting(authd: &TestApp, issuer: &str, audience: &str) -> Self {
         Self::spawn(AuthdSettings::Local {
             jwks_url: format!("http://{}/.well-known/jwks.json", authd.http_addr),
             issuer: issuer.into(),
             audiences: vec![audience.into()],
+            revocations: None,
+        })
+        .await
+    }
+
+    /// Revocation-aware local mode (habits' default) against `authd`'s JWKS and revocation
+    /// stream, with the given fallback settings.
+    pub async fn revocation_aware(
+        authd: &TestApp,
+        edit: impl FnOnce(&mut authd_verifier::RevocationSettings),
+    ) -> Self {
+        let mut revocations =
+            authd_verifier::RevocationSettings::new(format!("http://{}", authd.grpc_addr));
+        edit(&mut revocations);
+        Self::spawn(AuthdSettings::Local {
+            jwks_url: format!("http://{}/.well-known/jwks.json", authd.http_addr),
+            issuer: "http://authd.test".into(),
+            audiences: vec!["authd".into()],
+            revocations: Some(revocations),
         })
         .await
     }

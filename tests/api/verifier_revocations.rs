@@ -1,0 +1,362 @@
+//! Revocation-aware local mode against the real authd binary in another process: a logout,
+//! a logout of every session and a password change reach the verifier here within a second,
+//! with no Introspect call; after authd restarts (killed, or stopped with SIGTERM) the verifier
+//! reconnects on its own and sees later logouts; authd down longer than the bound gives the
+//! chosen disconnected behaviour, then recovery. The database follows `AUTHD_TEST_DATABASE`.
+
+use crate::helpers::{PASSWORD, TestDb, authd_command};
+use authd::pb::{self, account_service_client::AccountServiceClient};
+use authd::pb::{TokenResponse, auth_service_client::AuthServiceClient};
+use authd_verifier::{
+    Checks, JwksSource, LocalSettings, LocalVerifier, Refusal, RevocationSettings, Verify,
+    WhenDisconnected,
+};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// The generous bound the tests assert; the issue's target is one second.
+const WITHIN: Duration = Duration::from_secs(3);
+
+/// authd as a child process, on fixed ports so that a restart is found at the same address.
+struct Authd {
+    child: Child,
+    db: TestDb,
+    grpc: String,
+    http: String,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").to_string()
+}
+
+impl Authd {
+    async fn start() -> Self {
+        let (grpc, http) = (free_port(), free_port());
+        let dir = tempfile::tempdir().expect("temporary folder");
+        Self::spawn(TestDb::new().await, grpc, http, dir).await
+    }
+
+    async fn spawn(db: TestDb, grpc: String, http: String, dir: tempfile::TempDir) -> Self {
+        let child = spawn_child(&db, &grpc, &http, &dir);
+        let authd = Self {
+            child,
+            db,
+            grpc,
+            http,
+            dir,
+        };
+        authd.serving_after(0).await;
+        authd
+    }
+
+    /// Waits until the log past `offset` says authd serves.
+    async fn serving_after(&self, offset: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self
+            .log()
+            .get(offset..)
+            .unwrap_or_default()
+            .contains("authd serving")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "authd never served: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("authd.log")).unwrap_or_default()
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc))
+            .expect("gRPC address")
+            .connect_lazy()
+    }
+
+    /// Stops authd, with SIGTERM (the stream ends with UNAVAILABLE) or SIGKILL (the connection
+    /// just drops), and waits until it has exited.
+    fn stop(&mut self, gently: bool) {
+        if gently {
+            let status = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success());
+        } else {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+
+    /// Starts again on the same database and ports (after [`Self::stop`]).
+    async fn restart(&mut self) {
+        let _ = self.child.wait();
+        let offset = self.log().len();
+        self.child = spawn_child(&self.db, &self.grpc, &self.http, &self.dir);
+        self.serving_after(offset).await;
+    }
+
+    async fn signup_login(&self, email: &str) -> TokenResponse {
+        let mut auth = AuthServiceClient::new(self.channel());
+        auth.signup(pb::SignupRequest {
+            email: email.into(),
+            password: PASSWORD.into(),
+            name: "Someone".into(),
+        })
+        .await
+        .expect("signup");
+        self.login(email).await
+    }
+
+    async fn login(&self, email: &str) -> TokenResponse {
+        AuthServiceClient::new(self.channel())
+            .login(pb::LoginRequest {
+                email: email.into(),
+                password: PASSWORD.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("login")
+            .into_inner()
+    }
+
+    async fn logout(&self, session: &TokenResponse, all_sessions: bool) {
+        AuthServiceClient::new(self.channel())
+            .logout(pb::LogoutRequest {
+                refresh_token: session.refresh_token.clone(),
+                all_sessions,
+            })
+            .await
+            .expect("logout");
+    }
+
+    /// How many Introspect calls authd has answered, from its /metrics.
+    async fn introspect_calls(&self) -> u64 {
+        let addr = self.http.parse().expect("HTTP address");
+        let metrics = crate::helpers::http_get(addr, "/metrics").await.body;
+        metrics
+            .lines()
+            .filter(|line| {
+                line.starts_with("grpc_server_started_total")
+                    && line.contains("grpc_method=\"Introspect\"")
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    fn verifier(&self, edit: impl FnOnce(&mut RevocationSettings)) -> LocalVerifier {
+        let mut revocations = RevocationSettings::new(format!("http://{}", self.grpc));
+        edit(&mut revocations);
+        LocalVerifier::start(
+            LocalSettings::new(
+                JwksSource::Http(format!("http://{}/.well-known/jwks.json", self.http)),
+                Checks::new("http://authd.test", vec!["authd".into()]),
+            )
+            .with_revocations(revocations),
+        )
+    }
+}
+
+/// `authd serve` on `db` and the given ports, its output appended to `authd.log` in `dir`.
+fn spawn_child(db: &TestDb, grpc: &str, http: &str, dir: &tempfile::TempDir) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("authd.log"))
+        .expect("log file");
+    authd_command()
+        .current_dir(dir.path())
+        .env("AUTHD_DATABASE_URL", &db.url)
+        .env("AUTHD_GRPC_ADDR", grpc)
+        .env("AUTHD_HTTP_ADDR", http)
+        .env("AUTHD_ISSUER", "http://authd.test")
+        .env("AUTHD_MAIL_TO_LOG", "true")
+        .env("AUTHD_REQUIRE_VERIFIED_EMAIL", "false")
+        .env("AUTHD_SHUTDOWN_GRACE", "0s")
+        .env("AUTHD_ARGON2_MEMORY_KIB", "64")
+        .env("AUTHD_ARGON2_ITERATIONS", "1")
+        .arg("serve")
+        .stdout(Stdio::from(log.try_clone().expect("log file")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start authd")
+}
+
+impl Drop for Authd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn ready(verifier: &LocalVerifier) {
+    assert!(verifier.ready(Duration::from_secs(15)).await, "no keys");
+    assert!(
+        verifier.caught_up(Duration::from_secs(15)).await,
+        "not caught up"
+    );
+}
+
+/// How long until `verifier` refuses `token` with `refusal`, polled every 5 ms; fails the test
+/// past 10 s.
+async fn until_refused(verifier: &LocalVerifier, token: &str, refusal: Refusal) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if verifier.verify(token).await == Err(refusal) {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("still not {refusal:?} after 10 s");
+}
+
+async fn passes(verifier: &LocalVerifier, token: &TokenResponse) -> bool {
+    verifier.verify(&token.access_token).await.is_ok()
+}
+
+#[tokio::test]
+async fn logout_logout_all_and_a_password_change_are_refused_within_a_second() {
+    let authd = Authd::start().await;
+    let laptop = authd.signup_login("ada@example.com").await;
+    let phone = authd.login("ada@example.com").await;
+    let bob = authd.signup_login("bob@example.com").await;
+    let verifier = authd.verifier(|_| {});
+    ready(&verifier).await;
+    assert!(passes(&verifier, &laptop).await && passes(&verifier, &phone).await);
+    let introspected = authd.introspect_calls().await;
+
+    let start = Instant::now();
+    authd.logout(&laptop, false).await;
+    let took = until_refused(&verifier, &laptop.access_token, Refusal::Revoked).await;
+    let from_call = start.elapsed();
+    println!(
+        "logout refused by the verifier {took:?} after Logout returned ({from_call:?} after it was sent)"
+    );
+    assert!(from_call < WITHIN, "{from_call:?}");
+    assert!(passes(&verifier, &phone).await, "the other session goes on");
+
+    // Logout of every session: the phone's too, and the laptop's again only once.
+    let tablet = authd.login("ada@example.com").await;
+    authd.logout(&tablet, true).await;
+    let took = until_refused(&verifier, &phone.access_token, Refusal::Revoked).await;
+    println!("logout of all sessions refused after {took:?}");
+    assert!(took < WITHIN, "{took:?}");
+    assert_eq!(
+        verifier.verify(&tablet.access_token).await,
+        Err(Refusal::Revoked)
+    );
+
+    // ChangePassword ends every other session of Bob's; his calling one goes on.
+    let bob_phone = authd.login("bob@example.com").await;
+    assert!(passes(&verifier, &bob_phone).await);
+    let mut request = tonic::Request::new(pb::ChangePasswordRequest {
+        current_password: PASSWORD.into(),
+        new_password: "a brand new long passphrase".into(),
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", bob.access_token).parse().unwrap(),
+    );
+    AccountServiceClient::new(authd.channel())
+        .change_password(request)
+        .await
+        .expect("change password");
+    let took = until_refused(&verifier, &bob_phone.access_token, Refusal::Revoked).await;
+    println!("password change refused the other session after {took:?}");
+    assert!(took < WITHIN, "{took:?}");
+    assert!(passes(&verifier, &bob).await, "the calling session goes on");
+
+    assert_eq!(
+        verifier.revoked_count(),
+        4,
+        "laptop, phone, tablet, bob's phone"
+    );
+    assert_eq!(
+        authd.introspect_calls().await,
+        introspected,
+        "no Introspect call per token"
+    );
+}
+
+#[tokio::test]
+async fn after_authd_restarts_the_verifier_reconnects_and_sees_later_logouts() {
+    let mut authd = Authd::start().await;
+    let first = authd.signup_login("ada@example.com").await;
+    let verifier = authd.verifier(|_| {});
+    ready(&verifier).await;
+    authd.logout(&first, false).await;
+    until_refused(&verifier, &first.access_token, Refusal::Revoked).await;
+
+    for gently in [false, true] {
+        let session = authd.login("ada@example.com").await;
+        let reconnects = verifier.reconnect_count();
+        authd.stop(gently);
+        authd.restart().await;
+        assert!(
+            verifier.caught_up(Duration::from_secs(15)).await,
+            "caught up again"
+        );
+        assert!(verifier.reconnect_count() > reconnects);
+        assert!(passes(&verifier, &session).await);
+        let start = Instant::now();
+        authd.logout(&session, false).await;
+        until_refused(&verifier, &session.access_token, Refusal::Revoked).await;
+        let took = start.elapsed();
+        println!(
+            "after a restart ({}), logout refused after {took:?}",
+            if gently { "SIGTERM" } else { "SIGKILL" }
+        );
+        assert!(took < WITHIN, "{took:?}");
+    }
+    assert_eq!(
+        verifier.verify(&first.access_token).await,
+        Err(Refusal::Revoked),
+        "what was known before stays known"
+    );
+    assert_eq!(verifier.revoked_count(), 3);
+}
+
+#[tokio::test]
+async fn authd_down_longer_than_the_bound_fails_closed_or_introspects_then_recovers() {
+    let mut authd = Authd::start().await;
+    let ada = authd.signup_login("ada@example.com").await;
+    let bound = Duration::from_millis(1500);
+    let closed = authd.verifier(|r| {
+        r.when_disconnected = WhenDisconnected::FailClosed;
+        r.max_disconnected = bound;
+    });
+    let introspecting = authd.verifier(|r| r.max_disconnected = bound);
+    ready(&closed).await;
+    ready(&introspecting).await;
+
+    authd.stop(false);
+    let down = Instant::now();
+    for verifier in [&closed, &introspecting] {
+        assert!(passes(verifier, &ada).await, "within the bound");
+    }
+    let closed_after = until_refused(&closed, &ada.access_token, Refusal::Unavailable).await;
+    println!("fail-closed refuses {:?} after authd died", down.elapsed());
+    assert!(closed_after < bound + Duration::from_secs(1));
+    // Past the bound the fallback asks authd, which is down: unavailable too, never accepted.
+    assert_eq!(
+        introspecting.verify(&ada.access_token).await,
+        Err(Refusal::Unavailable)
+    );
+
+    authd.restart().await;
+    for verifier in [&closed, &introspecting] {
+        assert!(verifier.caught_up(Duration::from_secs(15)).await);
+        assert!(passes(verifier, &ada).await, "recovered");
+    }
+    authd.logout(&ada, false).await;
+    for verifier in [&closed, &introspecting] {
+        until_refused(verifier, &ada.access_token, Refusal::Revoked).await;
+    }
+}
