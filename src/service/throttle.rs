@@ -381,19 +381,21 @@ impl LoginAttempt {
     }
 
     /// The password was right: clears the account's consecutive failures and this client's,
-    /// and remembers the client as known to the account.
+    /// takes back this attempt's advance count on the client's address (a success is not a
+    /// failure; the address's other failures stand, so logging in to one's own account between
+    /// guesses at others clears nothing), and remembers the client as known to the account.
     pub async fn succeeded(mut self) -> Result<(), AuthError> {
         self.settled = true;
         let now = now_ms();
-        let cleared: Vec<ThrottleKey> = self
+        let (by_address, cleared): (Vec<ThrottleKey>, Vec<ThrottleKey>) = self
             .counts
             .keys
             .iter()
-            .filter(|k| k.scope != Scope::ClientFailures.name())
             .cloned()
-            .collect();
+            .partition(|k| k.scope == Scope::ClientFailures.name());
         let store = &self.counts.store;
         store.throttle_delete(&cleared).await?;
+        store.throttle_refund(&by_address).await?;
         store
             .throttle_remember(&self.known, now, self.known_until)
             .await?;

@@ -459,3 +459,29 @@ async fn forwarded_addresses_are_ignored_from_untrusted_peers() {
         login_from(&app, "203.0.113.250", "spoof@example.com", "wrong password").await,
     );
 }
+
+#[tokio::test]
+async fn successful_logins_from_one_address_never_count_as_its_failures() {
+    // Many people behind one address (an office, a NAT, a backend-for-frontend) log in all day:
+    // each login is counted in advance, and a success must take that back, or the address
+    // would soon be refused Refresh, Logout and logins to new accounts.
+    let mut app = TestApp::spawn_with(&["--throttle-client-failures", "3"]).await;
+    let first = app.signup_verified_login("ada@example.com").await;
+    for _ in 0..8 {
+        app.login("ada@example.com", PASSWORD).await.unwrap();
+    }
+    app.refresh(&first.refresh_token).await.unwrap();
+    // A new account from the same address is not held back either.
+    app.signup_verified_login("bob@example.com").await;
+    // Failures still count: three unknown refresh tokens, and the address waits.
+    for _ in 0..3 {
+        assert_eq!(
+            code(app.refresh("no-such-token").await),
+            Code::Unauthenticated
+        );
+    }
+    assert_eq!(
+        code(app.refresh("no-such-token").await),
+        Code::ResourceExhausted
+    );
+}
