@@ -5,19 +5,27 @@
 //! PostgreSQL database), holds a stream on each, and ends `AUTHD_BENCH_LOGOUTS` sessions
 //! (default 200) one by one on the first, at uneven intervals so they fall anywhere in the
 //! poll cycle. For each logout it times how long after Logout returned the revocation arrived
-//! on the same replica's stream and on the other replica's. Password hashing is cheap here:
-//! the logins are set-up, not what is measured.
+//! on the same replica's stream and on the other replica's, and how long until an
+//! `authd_verifier::LocalVerifier` in revocation-aware mode (its stream on the other replica)
+//! refuses the session's access token (checked every millisecond). Password hashing is cheap
+//! here: the logins are set-up, not what is measured.
 
 mod support;
 
 use authd::pb::Revocation;
 use authd::pb::auth_service_client::AuthServiceClient;
 use authd::pb::{LoginRequest, LogoutRequest, SignupRequest, WatchRevocationsRequest};
+use authd_verifier::{
+    Checks, JwksSource, LocalSettings, LocalVerifier, Refusal, RevocationSettings, Verify,
+};
 use std::time::{Duration, Instant};
 
 const EMAIL: &str = "bench@example.com";
 const PASSWORD: &str = "correct horse battery";
-const CHEAP_HASH: [&str; 8] = [
+const ISSUER: &str = "http://authd.bench";
+const CHEAP_HASH: [&str; 10] = [
+    "--issuer",
+    ISSUER,
     "--require-verified-email",
     "false",
     "--argon2-memory-kib",
@@ -51,8 +59,16 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut same = watch(first.channel.clone()).await?;
     let mut other = watch(second.channel.clone()).await?;
+    let verifier = LocalVerifier::start(
+        LocalSettings::new(
+            JwksSource::Grpc(second.url.clone()),
+            Checks::new(ISSUER, vec!["authd".into()]),
+        )
+        .with_revocations(RevocationSettings::new(second.url.clone())),
+    );
 
-    let (mut same_delays, mut other_delays) = (Vec::new(), Vec::new());
+    let (mut same_delays, mut other_delays, mut refused_delays) =
+        (Vec::new(), Vec::new(), Vec::new());
     for i in 0..logouts {
         let session = client
             .login(LoginRequest {
@@ -62,6 +78,15 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?
             .into_inner();
+        // The verifier takes the token before the logout (waiting out its start-up).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while verifier.verify(&session.access_token).await.is_err() {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the verifier never accepted the token"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         // Uneven spacing (0–250 ms), so logouts land anywhere in the 200 ms poll cycle.
         tokio::time::sleep(Duration::from_millis((i as u64 * 7919) % 251)).await;
         client
@@ -71,10 +96,15 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
         let ended = Instant::now();
-        // Both streams are read at once; each arrival is timed on its own.
-        let (a, b) = tokio::join!(arrival(&mut same, ended), arrival(&mut other, ended));
+        // Both streams and the verifier are watched at once; each is timed on its own.
+        let (a, b, c) = tokio::join!(
+            arrival(&mut same, ended),
+            arrival(&mut other, ended),
+            refused(&verifier, &session.access_token, ended)
+        );
         same_delays.push(a?);
         other_delays.push(b?);
+        refused_delays.push(c?);
     }
     println!(
         "revocation latency, Logout returned -> revocation read; {logouts} logouts, database {}",
@@ -86,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
     );
     report("same replica", &mut same_delays);
     report("other replica", &mut other_delays);
+    report("verifier refuses", &mut refused_delays);
     second.stop().await?;
     first.stop().await
 }
@@ -98,6 +129,23 @@ async fn arrival(
     let got = stream.message().await?;
     anyhow::ensure!(got.is_some(), "a stream ended");
     Ok(ended.elapsed())
+}
+
+/// How long after `ended` the verifier first refuses `token` as revoked.
+async fn refused(
+    verifier: &LocalVerifier,
+    token: &str,
+    ended: Instant,
+) -> anyhow::Result<Duration> {
+    loop {
+        match verifier.verify(token).await {
+            Err(Refusal::Revoked) => return Ok(ended.elapsed()),
+            Ok(_) => {}
+            Err(other) => anyhow::bail!("refused for another reason: {other}"),
+        }
+        anyhow::ensure!(ended.elapsed() < Duration::from_secs(10), "never refused");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 fn report(label: &str, delays: &mut [Duration]) {

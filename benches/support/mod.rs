@@ -11,6 +11,9 @@ pub struct Bench {
     pub channel: Channel,
     /// `sqlite` or `postgres`, for the report.
     pub backend: &'static str,
+    /// The gRPC port, `http://127.0.0.1:…`.
+    #[allow(dead_code, reason = "only some benches connect clients of their own")]
+    pub url: String,
     database_url: String,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -66,7 +69,7 @@ impl Bench {
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        let channel = Channel::from_shared(url)?.connect().await?;
+        let channel = Channel::from_shared(url.clone())?.connect().await?;
         let backend = if database_url.starts_with("postgres") {
             "postgres"
         } else {
@@ -75,6 +78,7 @@ impl Bench {
         Ok(Self {
             channel,
             backend,
+            url,
             database_url,
             stop,
             server,
