@@ -16,7 +16,6 @@ use authd::grpc::envoy::service::auth::v3::{
     authorization_client::AuthorizationClient, check_response::HttpResponse,
 };
 use authd::grpc::ext_authz::{CHALLENGE, EMAIL_HEADER, SESSION_ID_HEADER, USER_ID_HEADER};
-use authd::pb;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
@@ -216,13 +215,7 @@ async fn every_other_request_is_unauthenticated_with_401_and_the_challenge() {
     let mut app = TestApp::spawn_with(&["--access-ttl", "2s"]).await;
     let tokens = app.signup_verified_login("deny@example.com").await;
     let ended = app.signup_verified_login("ended@example.com").await;
-    app.client
-        .logout(pb::LogoutRequest {
-            refresh_token: ended.refresh_token.clone(),
-            all_sessions: false,
-        })
-        .await
-        .unwrap();
+    app.logout(&ended.refresh_token, false).await;
     let (real_header, claims) = parts(&tokens.access_token);
     let kid = real_header["kid"].as_str().unwrap();
     let key = EncodingKey::from_ed_der(&app.stored_private_key(kid).await);

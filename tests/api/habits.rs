@@ -10,7 +10,6 @@ mod harness;
 use crate::helpers::{TestApp, code};
 use ::habits::AuthdSettings;
 use ::habits::pb::{CreateHabitRequest, ListHabitsRequest};
-use authd::pb::LogoutRequest;
 use harness::{Habits, bearer, list_services};
 use std::time::Duration;
 use tonic::Code;
@@ -156,14 +155,7 @@ async fn remote_mode_refuses_at_once_after_logout_local_mode_until_expiry() {
     remote.create(token, "Read", "").await.unwrap();
     assert_eq!(remote.list(token).await.unwrap().len(), 1);
 
-    authd
-        .client
-        .logout(LogoutRequest {
-            refresh_token: ada.refresh_token.clone(),
-            all_sessions: false,
-        })
-        .await
-        .unwrap();
+    authd.logout(&ada.refresh_token, false).await;
     // Remote mode asks authd about every call: the session is over, so is the token.
     assert_eq!(code(remote.list(token).await), Code::Unauthenticated);
     assert_eq!(
@@ -357,14 +349,7 @@ async fn revocation_aware_mode_refuses_a_logged_out_token_within_a_second() {
     habits.create(token, "Read", "").await.unwrap();
     habits.create(&bob.access_token, "Run", "").await.unwrap();
 
-    authd
-        .client
-        .logout(LogoutRequest {
-            refresh_token: ada.refresh_token.clone(),
-            all_sessions: false,
-        })
-        .await
-        .unwrap();
+    authd.logout(&ada.refresh_token, false).await;
     let start = std::time::Instant::now();
     while code(habits.list(token).await) != Code::Unauthenticated {
         assert!(

@@ -334,6 +334,19 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 
+    /// Ends the session of `refresh_token` (or every session of its user); the test fails if
+    /// authd refuses.
+    pub async fn logout(&self, refresh_token: &str, all_sessions: bool) {
+        self.client
+            .clone()
+            .logout(pb::LogoutRequest {
+                refresh_token: refresh_token.into(),
+                all_sessions,
+            })
+            .await
+            .expect("logout");
+    }
+
     pub async fn refresh(&mut self, refresh_token: &str) -> Result<TokenResponse, tonic::Status> {
         self.client
             .refresh(pb::RefreshRequest {

@@ -103,17 +103,6 @@ fn assert_increasing(revocations: &[pb::Revocation]) {
     }
 }
 
-async fn logout(app: &TestApp, refresh_token: &str, all_sessions: bool) {
-    app.client
-        .clone()
-        .logout(pb::LogoutRequest {
-            refresh_token: refresh_token.into(),
-            all_sessions,
-        })
-        .await
-        .expect("logout");
-}
-
 /// Logs every session out at once, session `i` through `client(i)`.
 async fn logout_in_parallel(
     tokens: &[pb::TokenResponse],
@@ -154,10 +143,10 @@ async fn every_way_a_session_ends_gives_exactly_one_revocation() {
 
     // Logout of one session.
     let ada = user_with_sessions(&mut app, "ada@example.com", 1).await;
-    logout(&app, &ada[0].refresh_token, false).await;
+    app.logout(&ada[0].refresh_token, false).await;
     // Logout of every session of a user.
     let bob = user_with_sessions(&mut app, "bob@example.com", 3).await;
-    logout(&app, &bob[1].refresh_token, true).await;
+    app.logout(&bob[1].refresh_token, true).await;
     // Refresh-token reuse: the spent token presented again ends the session.
     let cy = user_with_sessions(&mut app, "cy@example.com", 1).await;
     app.refresh(&cy[0].refresh_token).await.unwrap();
@@ -222,13 +211,7 @@ async fn every_way_a_session_ends_gives_exactly_one_revocation() {
     }
 
     // Ending what has ended gives nothing more: logout again, reuse again, revoke again.
-    app.client
-        .logout(pb::LogoutRequest {
-            refresh_token: ada[0].refresh_token.clone(),
-            all_sessions: false,
-        })
-        .await
-        .unwrap();
+    app.logout(&ada[0].refresh_token, false).await;
     let _ = app.refresh(&cy[0].refresh_token).await;
     let _ = Account::new(&app, &fay[0].access_token)
         .revoke(&session_of(&fay[1].access_token))
@@ -241,7 +224,7 @@ async fn the_backlog_comes_first_then_live_revocations_and_a_cursor_resumes_acro
     let mut app = TestApp::spawn().await;
     let users = user_with_sessions(&mut app, "ada@example.com", 4).await;
     for t in &users[..3] {
-        logout(&app, &t.refresh_token, false).await;
+        app.logout(&t.refresh_token, false).await;
     }
     let mut watch = Watch::start(&app, 0).await;
     let backlog = watch.take(3).await;
@@ -255,7 +238,7 @@ async fn the_backlog_comes_first_then_live_revocations_and_a_cursor_resumes_acro
             .collect::<Vec<_>>()
     );
     // Then a live one.
-    logout(&app, &users[3].refresh_token, false).await;
+    app.logout(&users[3].refresh_token, false).await;
     let live = watch.next().await;
     assert!(live.cursor > backlog[2].cursor);
     assert_eq!(live.session_id, session_of(&users[3].access_token));
@@ -269,7 +252,7 @@ async fn the_backlog_comes_first_then_live_revocations_and_a_cursor_resumes_acro
     let resumed = watch.take(2).await;
     assert_eq!(resumed, vec![backlog[2].clone(), live.clone()]);
     let later = user_with_sessions(&mut app, "bob@example.com", 1).await;
-    logout(&app, &later[0].refresh_token, false).await;
+    app.logout(&later[0].refresh_token, false).await;
     let next = watch.next().await;
     assert!(next.cursor > live.cursor, "cursors grow across restarts");
     assert_eq!(next.session_id, session_of(&later[0].access_token));
@@ -289,7 +272,7 @@ async fn a_second_authd_on_the_same_database_streams_the_first_ones_logouts_with
     let mut delays = Vec::new();
     for t in &tokens {
         let started = Instant::now();
-        logout(&first, &t.refresh_token, false).await;
+        first.logout(&t.refresh_token, false).await;
         let r = watch.next().await;
         delays.push(started.elapsed());
         assert_eq!(r.session_id, session_of(&t.access_token));
@@ -328,7 +311,7 @@ async fn bad_cursors_are_refused_with_the_right_codes() {
     assert_eq!(status.code(), Code::OutOfRange);
 
     let t = app.signup_verified_login("ada@example.com").await;
-    logout(&app, &t.refresh_token, false).await;
+    app.logout(&t.refresh_token, false).await;
     let mut watch = Watch::start(&app, 0).await;
     let only = watch.next().await;
     // Its own cursor is fine (caught up); one past it is not.
@@ -363,7 +346,7 @@ async fn the_stream_needs_the_introspect_credentials_once_they_are_configured() 
         .unwrap()
         .into_inner();
     let t = app.signup_verified_login("ada@example.com").await;
-    logout(&app, &t.refresh_token, false).await;
+    app.logout(&t.refresh_token, false).await;
     let r = tokio::time::timeout(EXPECT, stream.message())
         .await
         .unwrap()
@@ -420,7 +403,7 @@ async fn a_caller_that_reads_too_slowly_is_cut_off_and_resumes_from_its_cursor_l
     let mut slow = Watch::try_start(&mut AuthServiceClient::new(channel), 0)
         .await
         .unwrap();
-    logout(&app, &t.refresh_token, true).await;
+    app.logout(&t.refresh_token, true).await;
     // It does not read while the logout-all streams out, then reads what it was sent.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut seen = Vec::new();
@@ -482,7 +465,7 @@ async fn many_streams_at_once_each_see_every_revocation_once() {
 async fn stopping_authd_ends_open_streams_with_unavailable_and_does_not_wait_for_them() {
     let mut app = TestApp::spawn().await;
     let t = app.signup_verified_login("ada@example.com").await;
-    logout(&app, &t.refresh_token, false).await;
+    app.logout(&t.refresh_token, false).await;
     let mut watch = Watch::start(&app, 0).await;
     let seen = watch.next().await;
     let started = Instant::now();
@@ -507,7 +490,7 @@ async fn stopping_authd_ends_open_streams_with_unavailable_and_does_not_wait_for
 async fn revocations_past_their_tokens_lifetime_are_cleaned_up_and_cursors_still_grow() {
     let mut app = TestApp::spawn_with(&["--access-ttl", "1s", "--cleanup-interval", "1s"]).await;
     let tokens = user_with_sessions(&mut app, "ada@example.com", 2).await;
-    logout(&app, &tokens[0].refresh_token, false).await;
+    app.logout(&tokens[0].refresh_token, false).await;
     let mut watch = Watch::start(&app, 0).await;
     let first = watch.next().await;
     drop(watch);
@@ -520,12 +503,12 @@ async fn revocations_past_their_tokens_lifetime_are_cleaned_up_and_cursors_still
     let mut resumed = Watch::start(&app, first.cursor).await;
     let mut app = app;
     let more = app.login("ada@example.com", PASSWORD).await.unwrap();
-    logout(&app, &more.refresh_token, false).await;
+    app.logout(&more.refresh_token, false).await;
     let next = resumed.next().await;
     assert!(next.cursor > first.cursor);
     // A session whose every token has expired ends without a revocation: nothing to refuse.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    logout(&app, &tokens[1].refresh_token, false).await;
+    app.logout(&tokens[1].refresh_token, false).await;
     resumed.assert_quiet().await;
 }
 
