@@ -118,21 +118,13 @@ fn authorization(request: &CheckRequest) -> Result<&[u8], Refusal> {
 
 /// OK, with the identity set on the request.
 fn allow(claims: &AccessClaims) -> CheckResponse {
-    let set = |name: &str, value: &str| HeaderValueOption {
-        header: Some(HeaderValue {
-            key: name.to_owned(),
-            value: value.to_owned(),
-            raw_value: Vec::new(),
-        }),
-        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd.into(),
-    };
     CheckResponse {
         status: Some(rpc_status(Code::Ok, "")),
         http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
             headers: vec![
-                set(USER_ID_HEADER, &claims.sub),
-                set(SESSION_ID_HEADER, &claims.sid),
-                set(EMAIL_HEADER, &claims.email),
+                overwrite(USER_ID_HEADER, &claims.sub),
+                overwrite(SESSION_ID_HEADER, &claims.sid),
+                overwrite(EMAIL_HEADER, &claims.email),
             ],
             // Not the three names: Envoy removes after it sets (see the module docs).
             headers_to_remove: Vec::new(),
@@ -149,16 +141,21 @@ fn deny(message: &str) -> CheckResponse {
             status: Some(HttpStatus {
                 code: StatusCode::Unauthorized.into(),
             }),
-            headers: vec![HeaderValueOption {
-                header: Some(HeaderValue {
-                    key: "www-authenticate".to_owned(),
-                    value: CHALLENGE.to_owned(),
-                    raw_value: Vec::new(),
-                }),
-                append_action: HeaderAppendAction::OverwriteIfExistsOrAdd.into(),
-            }],
+            headers: vec![overwrite("www-authenticate", CHALLENGE)],
             body: String::new(),
         })),
+    }
+}
+
+/// The header `name: value`, replacing every value the request or answer had under that name.
+fn overwrite(name: &str, value: &str) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: name.to_owned(),
+            value: value.to_owned(),
+            raw_value: Vec::new(),
+        }),
+        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd.into(),
     }
 }
 
