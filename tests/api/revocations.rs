@@ -539,3 +539,44 @@ async fn concurrent_logouts_on_two_authds_all_arrive_in_cursor_order() {
         watch.assert_quiet().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_gone_a_held_stream_waits_new_ones_are_unavailable_and_all_recover() {
+    if !TestDb::new_is_postgres() {
+        return; // the PostgreSQL pass runs it; it starts a server of its own either way
+    }
+    let cluster = crate::outage::OwnPostgres::start();
+    let mut app =
+        TestApp::spawn_on(TestDb::at(cluster.url()), SmtpServer::start().await, &[]).await;
+    let tokens = user_with_sessions(&mut app, "ada@example.com", 2).await;
+    let mut held = Watch::start(&app, 0).await;
+
+    cluster.down();
+    // A new stream cannot read its cursor check: UNAVAILABLE, not INTERNAL, and not a hang.
+    let status = tokio::time::timeout(EXPECT, Watch::try_start(&mut app.client, 0))
+        .await
+        .expect("answered")
+        .err()
+        .expect("refused");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    // The held stream neither ends nor yields anything made up while the poller fails.
+    held.assert_quiet().await;
+
+    cluster.up();
+    // Once the database is back, a logout reaches the held stream and a new one alike.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut fresh = loop {
+        match Watch::try_start(&mut app.client, 0).await {
+            Ok(watch) => break watch,
+            Err(status) if Instant::now() < deadline => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(status) => panic!("the database did not come back: {status:?}"),
+        }
+    };
+    app.logout(&tokens[0].refresh_token, false).await;
+    let sid = session_of(&tokens[0].access_token);
+    assert_eq!(held.next().await.session_id, sid);
+    assert_eq!(fresh.next().await.session_id, sid);
+}
