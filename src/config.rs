@@ -6,8 +6,10 @@ mod check;
 
 pub use check::{CliError, Loaded, Problem, SettingsError, parse_args, parse_bool};
 
+pub use crate::crypto::keys::SigningAlg;
 pub use crate::crypto::password::HashAlgorithm;
 use crate::crypto::password::HashParams;
+use crate::crypto::seal::Sealer;
 use crate::domain::ClientId;
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -35,6 +37,10 @@ pub enum Command {
     /// Service credentials for callers of Introspect (AUTHD_INTROSPECT_CLIENTS).
     #[command(subcommand)]
     IntrospectClient(IntrospectClientCommand),
+    /// Signing keys: list them, rotate, retire a leaked one, reseal them under a new
+    /// key-encryption key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Ask the local server's gRPC health service; exit 0 when SERVING, 1 otherwise (container
     /// HEALTHCHECK).
     Healthcheck(HealthcheckSettings),
@@ -70,6 +76,134 @@ pub enum IntrospectClientCommand {
         /// Name of the calling service (letters, digits, `.`, `_`, `-`).
         client_id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Every signing key with its kid, algorithm, state (next, active, retiring, retired) and
+    /// times.
+    List {
+        #[command(flatten)]
+        keys: KeysArgs,
+        /// One JSON object per key and line, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a `next` key of AUTHD_SIGNING_ALG: published in the JWK Set now, signing after
+    /// AUTHD_KEY_PUBLISH_LEAD. A `next` key already waiting is kept.
+    Rotate(KeysArgs),
+    /// Remove a key from the JWK Set at once (a leaked key): tokens it signed stop validating.
+    /// When it is the key signing, the newest remaining published key signs instead, or a new
+    /// one.
+    Retire {
+        /// The key's id (`kid`), as `authd keys list` shows it.
+        kid: String,
+        #[command(flatten)]
+        keys: KeysArgs,
+    },
+    /// Seal every private key with AUTHD_KEY_ENCRYPTION_KEY (in the clear when it is unset),
+    /// opening them with the old key. Then restart every replica with the new key.
+    Reseal {
+        #[command(flatten)]
+        keys: KeysArgs,
+        /// The key-encryption key the keys are sealed with now (unset: they are in the clear).
+        #[arg(long, env = "AUTHD_OLD_KEY_ENCRYPTION_KEY", hide_env_values = true)]
+        old_key_encryption_key: Option<SecretString>,
+        /// A file holding the old key-encryption key.
+        #[arg(
+            long,
+            env = "AUTHD_OLD_KEY_ENCRYPTION_KEY_FILE",
+            conflicts_with = "old_key_encryption_key"
+        )]
+        old_key_encryption_key_file: Option<PathBuf>,
+    },
+    /// Print a fresh random key-encryption key, for AUTHD_KEY_ENCRYPTION_KEY.
+    NewEncryptionKey,
+}
+
+/// What the `authd keys` commands need: the database, the key settings `serve` uses, and the
+/// access token lifetime (how long a retiring key stays published).
+#[derive(Debug, Clone, Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    #[command(flatten)]
+    pub keys: KeySettings,
+    /// Access token lifetime, as `serve` has it.
+    #[arg(long, env = "AUTHD_ACCESS_TTL", default_value = "15m", value_parser = parse_duration)]
+    pub access_ttl: Duration,
+}
+
+/// Signing keys: algorithm, life cycle, and sealing at rest. See README, "Signing keys".
+#[derive(Debug, Clone, Args)]
+pub struct KeySettings {
+    /// Algorithm of new signing keys (`EdDSA`, `ES256` or `RS256`); a change takes effect at
+    /// the next rotation.
+    #[arg(
+        long,
+        env = "AUTHD_SIGNING_ALG",
+        default_value = "EdDSA",
+        value_parser = clap::builder::PossibleValuesParser::new(SigningAlg::NAMES)
+            .map(|name| SigningAlg::from_name(&name).unwrap_or(SigningAlg::EdDSA))
+    )]
+    pub signing_alg: SigningAlg,
+    /// A new key is in the JWK Set this long before it signs: at least as long as verifiers
+    /// and sidecars cache the set (Envoy 10 min by default, Istio 20 min).
+    #[arg(long, env = "AUTHD_KEY_PUBLISH_LEAD", default_value = "20m", value_parser = parse_duration)]
+    pub key_publish_lead: Duration,
+    /// Automatic rotation: a new key signs this long after the last one started; `0` = off.
+    #[arg(long, env = "AUTHD_KEY_ROTATION_INTERVAL", default_value = "30d", value_parser = parse_duration)]
+    pub key_rotation_interval: Duration,
+    /// How often each replica reads the keys again, so a rotation or retirement made by another
+    /// replica or the CLI is in force everywhere within this long.
+    #[arg(long, env = "AUTHD_KEY_RELOAD_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub key_reload_interval: Duration,
+    /// Seals private keys at rest (AES-256-GCM): 32 bytes as 64 hex digits or base64. Unset:
+    /// keys are stored in the clear.
+    #[arg(long, env = "AUTHD_KEY_ENCRYPTION_KEY", hide_env_values = true)]
+    pub key_encryption_key: Option<SecretString>,
+    /// A file holding the key-encryption key (for secrets mounted as files).
+    #[arg(
+        long,
+        env = "AUTHD_KEY_ENCRYPTION_KEY_FILE",
+        conflicts_with = "key_encryption_key"
+    )]
+    pub key_encryption_key_file: Option<PathBuf>,
+}
+
+impl KeySettings {
+    /// The key-encryption key, when one is set.
+    pub fn sealer(&self) -> Result<Option<Sealer>, SettingsError> {
+        read_sealer(
+            self.key_encryption_key.as_ref(),
+            self.key_encryption_key_file.as_deref(),
+            "AUTHD_KEY_ENCRYPTION_KEY",
+        )
+    }
+}
+
+/// A key-encryption key from a setting or a file named by one; errors name the setting, never
+/// the value.
+pub fn read_sealer(
+    value: Option<&SecretString>,
+    file: Option<&std::path::Path>,
+    setting: &str,
+) -> Result<Option<Sealer>, SettingsError> {
+    let text = match (value, file) {
+        (Some(value), _) => value.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(SecretString::from)
+            .map_err(|err| {
+                SettingsError::new(format!(
+                    "{setting}_FILE: cannot read {}: {err}",
+                    path.display()
+                ))
+            })?,
+        (None, None) => return Ok(None),
+    };
+    Sealer::parse(&text)
+        .map(Some)
+        .map_err(|err| SettingsError::new(format!("{setting}: {err}")))
 }
 
 /// Where the database is.
@@ -200,6 +334,8 @@ pub struct Settings {
     pub tls: TlsSettings,
     #[command(flatten)]
     pub introspect: IntrospectSettings,
+    #[command(flatten)]
+    pub keys: KeySettings,
 
     /// Log lines as `text` or `json`.
     #[arg(long, env = "AUTHD_LOG_FORMAT", default_value = "text")]

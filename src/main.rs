@@ -48,6 +48,7 @@ async fn main() -> ExitCode {
         Command::IntrospectClient(IntrospectClientCommand::New { client_id }) => {
             client_auth::new_credential(&client_id).map(|text| print!("{text}"))
         }
+        Command::Keys(command) => authd::keys_command::run(command).await,
         Command::Healthcheck(_) => Ok(()),
     };
     match result {

@@ -4,7 +4,7 @@
 
 use crate::config::{DatabaseSettings, HashAlgorithm, Settings, SettingsError, redact, scrub};
 use crate::crypto::jwt::AccessTokens;
-use crate::crypto::keys::{KeyRing, KeySet, StoredKey};
+use crate::crypto::keys::KeyRing;
 use crate::crypto::password::PasswordHasher;
 use crate::domain::PasswordPolicy;
 use crate::grpc::client_auth::{self, ClientAuth};
@@ -16,8 +16,8 @@ use crate::grpc::{
 use crate::mail::{MailComposer, OutboxWorker, Transport};
 use crate::metrics::Metrics;
 use crate::service::{
-    AuditLog, AuditWriter, AuthService, CleanupJob, Policy, RevocationFeed, RevocationPoller,
-    Throttle, ThrottleLimits,
+    AuditLog, AuditWriter, AuthService, CleanupJob, KeyManager, KeyPolicy, KeyReloader, Policy,
+    RevocationFeed, RevocationPoller, Throttle, ThrottleLimits,
 };
 use crate::store::{Store, StoreOptions};
 use anyhow::Context;
@@ -41,6 +41,9 @@ pub struct Application {
     service: Arc<AuthService>,
     proxies: TrustedProxies,
     keys: Arc<KeyRing>,
+    key_reloader: KeyReloader,
+    /// How long the HTTP JWK Set may be cached (shorter than the publish lead).
+    jwks_max_age: Duration,
     metrics: Arc<Metrics>,
     outbox: OutboxWorker,
     audit_writer: AuditWriter,
@@ -76,6 +79,7 @@ impl Application {
         let hasher = PasswordHasher::new(&settings.password.hash_params()).map_err(bad_setting)?;
         let mails = MailComposer::new(&settings.app_url).map_err(bad_setting)?;
         let transport = Transport::from_settings(settings.smtp_url.as_ref(), settings.mail_to_log)?;
+        let sealer = settings.keys.sealer()?;
         for warning in settings.warnings() {
             tracing::warn!("{warning}");
         }
@@ -107,7 +111,14 @@ impl Application {
                 .await
                 .context("applying database migrations")?;
         }
-        let keys = Arc::new(load_keys(&store).await?);
+        let key_manager =
+            Arc::new(KeyManager::start(store.clone(), key_policy(&settings), sealer).await?);
+        key_manager.explain();
+        let keys = key_manager.ring();
+        let key_reloader = KeyReloader {
+            keys: key_manager,
+            interval: settings.keys.key_reload_interval,
+        };
         let metrics = Arc::new(
             Metrics::new(&crate::grpc::DESCRIPTOR_SETS)
                 .context("reading the gRPC descriptors for the metrics")?,
@@ -172,6 +183,8 @@ impl Application {
             service,
             proxies,
             keys,
+            key_reloader,
+            jwks_max_age: crate::crypto::keys::jwks_max_age(settings.keys.key_publish_lead),
             metrics,
             outbox,
             audit_writer,
@@ -276,6 +289,7 @@ impl Application {
             self.http_listener,
             crate::http::router(
                 Arc::clone(&self.keys),
+                self.jwks_max_age,
                 self.store.clone(),
                 Arc::clone(&self.metrics),
                 &self.issuer,
@@ -286,6 +300,7 @@ impl Application {
         let http_task = tokio::spawn(async move { http.await });
         let outbox_task = tokio::spawn(self.outbox.run(stop_rx.clone()));
         let cleanup_task = tokio::spawn(self.cleanup.run(stop_rx.clone()));
+        let key_task = tokio::spawn(self.key_reloader.run(stop_rx.clone()));
         // Ends every WatchRevocations stream when the listeners close, so none holds the drain.
         let revocation_task = tokio::spawn(self.revocation_poller.run(stop_rx.clone()));
         // The audit writer stops only after the calls have finished, so their rows are written.
@@ -320,6 +335,7 @@ impl Application {
             self.service.finish_background().await;
             let _ = outbox_task.await;
             let _ = cleanup_task.await;
+            let _ = key_task.await;
             let _ = revocation_task.await;
             let _ = audit_stop_tx.send(true);
             let _ = audit_task.await;
@@ -353,7 +369,7 @@ pub async fn migrate(database: &DatabaseSettings) -> anyhow::Result<()> {
 
 /// Connects; the error names the database without its password, and drivers that quote the
 /// URL in their messages have the password cut out.
-async fn connect(database: &DatabaseSettings) -> anyhow::Result<Store> {
+pub(crate) async fn connect(database: &DatabaseSettings) -> anyhow::Result<Store> {
     let url = database.url();
     let options = StoreOptions {
         url: url.clone(),
@@ -369,30 +385,18 @@ async fn connect(database: &DatabaseSettings) -> anyhow::Result<Store> {
     })
 }
 
-/// The signing keys from the database; on the very first start, a new one, created by exactly
-/// one of the replicas that start together. Every replica signs with the oldest key.
-async fn load_keys(store: &Store) -> anyhow::Result<KeyRing> {
-    let mut keys = store.signing_keys().await?;
-    let mut attempt = 1;
-    while keys.is_empty() {
-        match store
-            .create_first_signing_key(StoredKey::generate, chrono::Utc::now())
-            .await
-        {
-            Ok(Some(kid)) => tracing::info!(%kid, "generated the first signing key"),
-            Ok(None) => {}
-            // Another process starting at the same moment may hold SQLite's lock a while.
-            Err(err) if attempt < 5 => {
-                tracing::warn!(error = %err, attempt, "creating the first signing key failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-            }
-            Err(err) => return Err(err),
-        }
-        attempt += 1;
-        keys = store.signing_keys().await?;
+/// The key life cycle's settings, as `serve` and `authd keys` both read them.
+pub fn key_policy_of(keys: &crate::config::KeySettings, access_ttl: Duration) -> KeyPolicy {
+    KeyPolicy {
+        algorithm: keys.signing_alg,
+        publish_lead: keys.key_publish_lead,
+        rotation_interval: keys.key_rotation_interval,
+        access_ttl,
     }
-    let signing = keys.first().context("no signing key after creating one")?;
-    Ok(KeyRing::new(KeySet::new(signing, &keys)?))
+}
+
+fn key_policy(settings: &Settings) -> KeyPolicy {
+    key_policy_of(&settings.keys, settings.access_ttl)
 }
 
 /// The service names gRPC health answers for.

@@ -5,7 +5,7 @@
 //! (`AUTHD_ACCESS_TTL` when it came from the environment, `--access-ttl` when from the command
 //! line), never the value of a secret, and exit code 2 (see `main.rs`).
 
-use super::{Cli, Command, DatabaseSettings, Settings};
+use super::{Cli, Command, DatabaseSettings, KeySettings, KeysArgs, KeysCommand, Settings};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use secrecy::{ExposeSecret, SecretString};
@@ -59,12 +59,23 @@ where
         Err(err) => return Err(value_error(&command, &args, err)),
     };
     let cli = Cli::from_arg_matches(&matches).map_err(CliError::Usage)?;
-    let sub = matches.subcommand().map(|(_, sub)| sub);
+    // The innermost subcommand's matches (`keys rotate`'s, not `keys`'s) name the settings.
+    let mut sub = matches.subcommand().map(|(_, sub)| sub);
+    while let Some((_, deeper)) = sub.and_then(clap::ArgMatches::subcommand) {
+        sub = Some(deeper);
+    }
     let namer = Namer { matches: sub };
     let warnings = unknown_variables(&command);
     let problems = match &cli.command {
         Command::Serve(settings) => settings.problems(),
         Command::Migrate(database) => database.problems(),
+        Command::Keys(keys) => match keys {
+            KeysCommand::List { keys, .. }
+            | KeysCommand::Rotate(keys)
+            | KeysCommand::Retire { keys, .. }
+            | KeysCommand::Reseal { keys, .. } => keys.problems(),
+            KeysCommand::NewEncryptionKey => Vec::new(),
+        },
         Command::IntrospectClient(_) | Command::Healthcheck(_) => Vec::new(),
     };
     if problems.is_empty() {
@@ -183,6 +194,7 @@ impl Settings {
         if let Some((setting, why)) = self.password.hash_params().argon2_problem() {
             problems.push(Problem::of(setting, why));
         }
+        problems.extend(self.keys.problems());
         if self.password.service_name.trim().is_empty() {
             problems.push(Problem::of("service_name", "must not be empty"));
         }
@@ -207,6 +219,41 @@ impl Settings {
             );
         }
         warnings
+    }
+}
+
+impl KeySettings {
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.key_reload_interval.is_zero() {
+            problems.push(Problem::of("key_reload_interval", "must be longer than 0s"));
+        }
+        if !self.key_rotation_interval.is_zero()
+            && self.key_rotation_interval <= self.key_publish_lead
+        {
+            problems.push(Problem::of(
+                "key_rotation_interval",
+                "must be longer than AUTHD_KEY_PUBLISH_LEAD (or 0 to turn automatic rotation off)",
+            ));
+        }
+        if let Err(err) = self.sealer() {
+            problems.push(Problem {
+                setting: None,
+                message: err.to_string(),
+            });
+        }
+        problems
+    }
+}
+
+impl KeysArgs {
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = self.database.problems();
+        problems.extend(self.keys.problems());
+        if self.access_ttl.is_zero() {
+            problems.push(Problem::of("access_ttl", "must be longer than 0s"));
+        }
+        problems
     }
 }
 

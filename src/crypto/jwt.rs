@@ -1,7 +1,7 @@
 //! Access tokens: RFC 9068 JWTs signed with the current key, and checked with
 //! `authd_verifier`'s `Checks` against the published keys, the same checks other services run.
-//! Verification trusts nothing in the token's header but the `kid`: the algorithm is fixed by
-//! configuration, never read from the token.
+//! Verification trusts nothing in the token's header but the `kid` and an `alg` that must be
+//! the named key's own.
 
 use super::keys::KeyRing;
 use crate::domain::{ClientId, SessionId, UserId};
@@ -31,7 +31,12 @@ pub struct AccessTokens {
 impl AccessTokens {
     pub fn new(keys: Arc<KeyRing>, issuer: String, audience: Vec<String>, ttl: Duration) -> Self {
         // authd's own clock is the one that issued the token: no skew to allow for.
-        let checks = Checks::new(issuer.clone(), audience.clone());
+        // Every algorithm authd signs with; a token's `alg` must also be its key's own.
+        let checks = Checks::new(issuer.clone(), audience.clone()).with_algorithms(&[
+            Algorithm::EdDSA,
+            Algorithm::ES256,
+            Algorithm::RS256,
+        ]);
         let audience = match <[String; 1]>::try_from(audience) {
             Ok([one]) => Audience::One(one),
             Err(many) => Audience::Many(many),
@@ -65,11 +70,10 @@ impl AccessTokens {
             email: subject.email.to_owned(),
             email_verified: subject.email_verified,
         };
+        // The key set sets `alg` and `kid`: those of the key that signs at `now`.
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-        header.kid = Some(keys.signing_kid.clone());
-        jsonwebtoken::encode(&header, &claims, &keys.signing_key)
-            .map_err(|e| anyhow::anyhow!("signing an access token failed: {e}"))
+        keys.sign(&mut header, &claims, now)
     }
 
     /// The claims of a well-formed, correctly signed, unexpired access token of ours; `None` for
@@ -83,13 +87,16 @@ impl AccessTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::keys::{KeySet, StoredKey};
+    use crate::crypto::keys::{KeyPair, KeySet, ScheduledKey, SigningAlg};
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn tokens(audience: &[&str]) -> anyhow::Result<AccessTokens> {
-        let key = StoredKey::generate()?;
-        let ring = KeyRing::new(KeySet::new(&key, std::slice::from_ref(&key))?);
+        let pair = KeyPair::generate(SigningAlg::EdDSA)?;
+        let ring = KeyRing::new(KeySet::new(&[ScheduledKey {
+            pair,
+            activates_at: 0,
+        }])?);
         Ok(AccessTokens::new(
             Arc::new(ring),
             "https://auth.example".into(),

@@ -1,94 +1,235 @@
-//! Signing keys for access tokens, the server's half: Ed25519 key pairs as stored, the JWK Set
-//! that publishes their public halves, and the key ring that the issuer signs with. Verifying
-//! is `authd_verifier`'s (the same code other services run), fed from the published JWK Set.
-//! Keys are parsed once, when the ring is built, never per request.
+//! Signing keys for access tokens, the server's half: key pairs as stored, the JWK Set that
+//! publishes their public halves, and the key ring that the issuer signs with. Verifying is
+//! `authd_verifier`'s (the same code other services run), fed from the published JWK Set.
+//! Keys are parsed once, when the ring is built, never per request. When each key signs and
+//! how long it stays published is the key life cycle's (`service::keys`).
 
 use authd_verifier::PublicKeys;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-/// How long verifiers may cache the JWK Set (the `Cache-Control` of the HTTP endpoint).
-pub const JWKS_MAX_AGE_SECS: u64 = 300;
+/// The longest verifiers may cache the JWK Set (the `Cache-Control` of the HTTP endpoint); a
+/// shorter publish lead shortens it (see [`jwks_max_age`]).
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
 
-/// A key pair as the database keeps it. The private half is PKCS#8 DER and never leaves authd.
-#[derive(Clone)]
-pub struct StoredKey {
-    pub kid: String,
-    pub private_pkcs8_der: Vec<u8>,
-    pub public_key: Vec<u8>,
+/// RSA keys authd makes: 2048 bits, the size every JOSE library accepts.
+const RSA_BITS: usize = 2048;
+
+/// How long the HTTP JWK Set may be cached when new keys are published `lead` before they
+/// sign: half the lead (at most [`JWKS_MAX_AGE`]), so a verifier that honours `Cache-Control`
+/// has fetched a new key at least once before the key's first token.
+pub fn jwks_max_age(lead: Duration) -> Duration {
+    JWKS_MAX_AGE.min(lead / 2)
 }
 
-impl std::fmt::Debug for StoredKey {
+/// The algorithm a key signs with (AUTHD_SIGNING_ALG). Each key has exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlg {
+    /// Ed25519 (RFC 8037): the default, small and fast.
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256, for verifiers that lack EdDSA.
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key, for verifiers that know only RSA.
+    RS256,
+}
+
+impl SigningAlg {
+    pub const NAMES: [&'static str; 3] = ["EdDSA", "ES256", "RS256"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EdDSA => "EdDSA",
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "EdDSA" => Some(Self::EdDSA),
+            "ES256" => Some(Self::ES256),
+            "RS256" => Some(Self::RS256),
+            _ => None,
+        }
+    }
+
+    fn jws(self) -> Algorithm {
+        match self {
+            Self::EdDSA => Algorithm::EdDSA,
+            Self::ES256 => Algorithm::ES256,
+            Self::RS256 => Algorithm::RS256,
+        }
+    }
+}
+
+impl std::fmt::Display for SigningAlg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredKey")
+        f.write_str(self.name())
+    }
+}
+
+/// A key pair: its id, algorithm and private half as jsonwebtoken reads it (PKCS#8 DER for
+/// EdDSA and ES256, PKCS#1 DER for RS256). The private half never leaves authd, and never
+/// reaches `Debug` output.
+#[derive(Clone)]
+pub struct KeyPair {
+    kid: String,
+    algorithm: SigningAlg,
+    private_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPair")
             .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
             .finish_non_exhaustive()
     }
 }
 
-impl StoredKey {
-    /// A fresh Ed25519 key pair; its `kid` is the RFC 7638 thumbprint of the public key.
-    pub fn generate() -> anyhow::Result<Self> {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
-        let der = signing
-            .to_pkcs8_der()
-            .map_err(|e| anyhow::anyhow!("cannot encode signing key: {e}"))?;
-        let mut key = Self {
-            kid: String::new(),
-            private_pkcs8_der: der.as_bytes().to_vec(),
-            public_key: signing.verifying_key().to_bytes().to_vec(),
+impl KeyPair {
+    /// A fresh key pair; its `kid` is the RFC 7638 thumbprint of its public key.
+    pub fn generate(algorithm: SigningAlg) -> anyhow::Result<Self> {
+        let private_der = match algorithm {
+            SigningAlg::EdDSA => {
+                use ed25519_dalek::pkcs8::EncodePrivateKey;
+                let mut seed = [0u8; 32];
+                getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+                let der = ed25519_dalek::SigningKey::from_bytes(&seed)
+                    .to_pkcs8_der()
+                    .map_err(|e| anyhow::anyhow!("cannot encode an Ed25519 key: {e}"))?;
+                der.as_bytes().to_vec()
+            }
+            SigningAlg::ES256 => {
+                use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+                let rng = ring::rand::SystemRandom::new();
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| anyhow::anyhow!("cannot make a P-256 key"))?
+                    .as_ref()
+                    .to_vec()
+            }
+            SigningAlg::RS256 => {
+                use rsa::pkcs1::EncodeRsaPrivateKey;
+                let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, RSA_BITS)
+                    .map_err(|e| anyhow::anyhow!("cannot make an RSA key: {e}"))?;
+                key.to_pkcs1_der()
+                    .map_err(|e| anyhow::anyhow!("cannot encode an RSA key: {e}"))?
+                    .as_bytes()
+                    .to_vec()
+            }
         };
-        key.kid = key
-            .public_jwk()?
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|e| anyhow::anyhow!("cannot compute the key's thumbprint: {e}"))?;
-        Ok(key)
+        let mut pair = Self {
+            kid: String::new(),
+            algorithm,
+            private_der,
+        };
+        pair.kid = pair.thumbprint()?;
+        Ok(pair)
     }
 
-    /// Checks that the stored halves belong together, so a corrupt row fails at start-up.
-    fn check(&self) -> anyhow::Result<()> {
-        let signing = ed25519_dalek::SigningKey::from_pkcs8_der(&self.private_pkcs8_der)
-            .map_err(|_| anyhow::anyhow!("signing key {} is not valid PKCS#8 Ed25519", self.kid))?;
+    /// A stored key pair, checked: the private half parses and its public half's thumbprint is
+    /// the `kid`, so a corrupt row or a key stored under another's name fails at load.
+    pub fn from_parts(
+        kid: String,
+        algorithm: SigningAlg,
+        private_der: Vec<u8>,
+    ) -> anyhow::Result<Self> {
+        let pair = Self {
+            kid,
+            algorithm,
+            private_der,
+        };
+        let thumbprint = pair.thumbprint()?;
         anyhow::ensure!(
-            signing.verifying_key().as_bytes().as_slice() == self.public_key.as_slice(),
-            "signing key {}: public key does not match private key",
-            self.kid
+            thumbprint == pair.kid,
+            "signing key {}: the private key stored under this kid is another key",
+            pair.kid
         );
-        Ok(())
+        Ok(pair)
     }
 
-    /// The JWS `alg` this key signs with.
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::EdDSA
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn algorithm(&self) -> SigningAlg {
+        self.algorithm
+    }
+
+    /// The private half, for sealing and storing.
+    pub fn private_der(&self) -> &[u8] {
+        &self.private_der
     }
 
     fn encoding_key(&self) -> EncodingKey {
-        EncodingKey::from_ed_der(&self.private_pkcs8_der)
+        match self.algorithm {
+            SigningAlg::EdDSA => EncodingKey::from_ed_der(&self.private_der),
+            SigningAlg::ES256 => EncodingKey::from_ec_der(&self.private_der),
+            SigningAlg::RS256 => EncodingKey::from_rsa_der(&self.private_der),
+        }
     }
 
-    /// The public half as published, with `kid`, `use` and `alg`. (`check` has made sure it
-    /// belongs to the private half.)
-    fn public_jwk(&self) -> anyhow::Result<Jwk> {
-        let x = URL_SAFE_NO_PAD.encode(&self.public_key);
-        let mut jwk = DecodingKey::from_ed_components(&x)
-            .and_then(|key| Jwk::from_decoding_key(&key, Some(self.algorithm())))
-            .map_err(|e| anyhow::anyhow!("signing key {}: no public JWK: {e}", self.kid))?;
+    /// The public half as published, with `kid`, `use` and `alg`.
+    pub fn public_jwk(&self) -> anyhow::Result<Jwk> {
+        let invalid = || {
+            anyhow::anyhow!(
+                "signing key {}: not a valid {} private key",
+                self.kid,
+                self.algorithm
+            )
+        };
+        let mut jwk = match self.algorithm {
+            // jsonwebtoken derives Ed25519 public keys only from PKCS#8 v1; authd's keys are v2
+            // (with the public key), so dalek reads them.
+            SigningAlg::EdDSA => {
+                use base64::Engine;
+                use ed25519_dalek::pkcs8::DecodePrivateKey;
+                let signing = ed25519_dalek::SigningKey::from_pkcs8_der(&self.private_der)
+                    .map_err(|_| invalid())?;
+                let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(signing.verifying_key().as_bytes());
+                jsonwebtoken::DecodingKey::from_ed_components(&x)
+                    .and_then(|key| Jwk::from_decoding_key(&key, Some(Algorithm::EdDSA)))
+                    .map_err(|_| invalid())?
+            }
+            SigningAlg::ES256 | SigningAlg::RS256 => {
+                Jwk::from_encoding_key(&self.encoding_key(), self.algorithm.jws())
+                    .map_err(|_| invalid())?
+            }
+        };
         jwk.common.key_id = Some(self.kid.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         Ok(jwk)
     }
+
+    fn thumbprint(&self) -> anyhow::Result<String> {
+        self.public_jwk()?
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|e| anyhow::anyhow!("signing key {}: no thumbprint: {e}", self.kid))
+    }
 }
 
-/// The keys in force: one signs, all verify, all are published.
+/// A published key and when it signs (unix seconds): from `activates_at` until a later key's
+/// `activates_at`.
+#[derive(Debug, Clone)]
+pub struct ScheduledKey {
+    pub pair: KeyPair,
+    pub activates_at: i64,
+}
+
+struct Signer {
+    kid: String,
+    algorithm: Algorithm,
+    key: EncodingKey,
+    activates_at: i64,
+}
+
+/// The keys in force: all are published and verify; each signs in its time.
 pub struct KeySet {
-    pub signing_kid: String,
-    pub signing_key: EncodingKey,
+    /// Ascending by `activates_at`.
+    signers: Vec<Signer>,
     /// The published keys as the verifier reads them: parsed from the very JWK Set served.
     public: PublicKeys,
     jwks_json: Arc<str>,
@@ -96,36 +237,82 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// `signing` signs new tokens; `published` (which includes it) verify and appear in the JWKS.
-    pub fn new(signing: &StoredKey, published: &[StoredKey]) -> anyhow::Result<Self> {
-        signing.check()?;
+    /// Publishes `keys`. Each is checked by signing a probe and verifying it with the key as a
+    /// verifier reads it from the JWK Set, so a key that could not be verified never signs.
+    pub fn new(keys: &[ScheduledKey]) -> anyhow::Result<Self> {
+        anyhow::ensure!(!keys.is_empty(), "no signing key");
         let mut set = JwkSet::default();
         let mut algorithms = Vec::new();
-        for key in published {
-            key.check()?;
-            set.keys.push(key.public_jwk()?);
-            if !algorithms.contains(&key.algorithm()) {
-                algorithms.push(key.algorithm());
+        let mut signers = Vec::with_capacity(keys.len());
+        for scheduled in keys {
+            let pair = &scheduled.pair;
+            set.keys.push(pair.public_jwk()?);
+            let algorithm = pair.algorithm.jws();
+            if !algorithms.contains(&algorithm) {
+                algorithms.push(algorithm);
             }
+            signers.push(Signer {
+                kid: pair.kid.clone(),
+                algorithm,
+                key: pair.encoding_key(),
+                activates_at: scheduled.activates_at,
+            });
         }
+        signers.sort_by(|a, b| (a.activates_at, &a.kid).cmp(&(b.activates_at, &b.kid)));
         let public = PublicKeys::from_jwk_set(&set);
         anyhow::ensure!(
-            public.len() == published.len(),
-            "a published key is not usable by verifiers"
+            public.len() == keys.len(),
+            "a signing key is not usable by verifiers (or two share a kid)"
         );
-        anyhow::ensure!(
-            public.contains(&signing.kid),
-            "the signing key must be published"
-        );
+        for signer in &signers {
+            let probe = b"authd signing key check";
+            let usable = jsonwebtoken::crypto::sign(probe, &signer.key, signer.algorithm)
+                .ok()
+                .zip(public.get(&signer.kid))
+                .is_some_and(|(signature, key)| {
+                    jsonwebtoken::crypto::verify(
+                        &signature,
+                        probe,
+                        key.decoding_key(),
+                        signer.algorithm,
+                    )
+                    .unwrap_or(false)
+                });
+            anyhow::ensure!(
+                usable,
+                "signing key {}: its signatures do not verify with its published key",
+                signer.kid
+            );
+        }
         let jwks_json = serde_json::to_string(&set)
             .map_err(|e| anyhow::anyhow!("cannot serialise the JWK Set: {e}"))?;
         Ok(Self {
-            signing_kid: signing.kid.clone(),
-            signing_key: signing.encoding_key(),
+            signers,
             public,
             jwks_json: jwks_json.into(),
             algorithms,
         })
+    }
+
+    /// Signs `claims` as a JWT with the key active at `now` (unix seconds): the one with the
+    /// latest `activates_at` not after `now` (the earliest key, should none be active yet).
+    pub fn sign(
+        &self,
+        header: &mut jsonwebtoken::Header,
+        claims: &impl serde::Serialize,
+        now: i64,
+    ) -> anyhow::Result<String> {
+        let signer = self
+            .signers
+            .iter()
+            .rev()
+            .find(|s| s.activates_at <= now)
+            .or_else(|| self.signers.first())
+            .ok_or_else(|| anyhow::anyhow!("no signing key"))?;
+        header.alg = signer.algorithm;
+        header.kid = Some(signer.kid.clone());
+        jsonwebtoken::encode(header, claims, &signer.key)
+            .map_err(|e| anyhow::anyhow!("signing an access token failed: {e}"))
     }
 
     /// The `alg` values of the published keys: what verifiers must accept (the discovery
@@ -171,26 +358,49 @@ impl KeyRing {
 mod tests {
     use super::*;
 
+    fn scheduled(pair: &KeyPair, activates_at: i64) -> ScheduledKey {
+        ScheduledKey {
+            pair: pair.clone(),
+            activates_at,
+        }
+    }
+
     #[test]
-    fn generated_keys_round_trip_and_publish() -> anyhow::Result<()> {
-        let key = StoredKey::generate()?;
-        let set = KeySet::new(&key, std::slice::from_ref(&key))?;
-        let jwks: serde_json::Value = serde_json::from_str(&set.jwks_json())?;
-        assert_eq!(jwks["keys"][0]["kid"], key.kid.as_str());
-        assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
-        assert!(
-            jwks.to_string().find("\"d\"").is_none(),
-            "private key published"
-        );
-        assert!(!format!("{key:?}").contains("private"));
+    fn generated_keys_of_every_algorithm_round_trip_and_publish() -> anyhow::Result<()> {
+        for algorithm in [SigningAlg::EdDSA, SigningAlg::ES256, SigningAlg::RS256] {
+            let key = KeyPair::generate(algorithm)?;
+            let again =
+                KeyPair::from_parts(key.kid().into(), algorithm, key.private_der().to_vec())?;
+            assert_eq!(again.kid(), key.kid());
+            let set = KeySet::new(&[scheduled(&key, 0)])?;
+            let jwks: serde_json::Value = serde_json::from_str(&set.jwks_json())?;
+            assert_eq!(jwks["keys"][0]["kid"], key.kid());
+            assert_eq!(jwks["keys"][0]["alg"], algorithm.name());
+            assert_eq!(jwks["keys"][0]["use"], "sig");
+            for private in ["\"d\"", "\"p\"", "\"q\"", "\"dp\""] {
+                assert!(
+                    !jwks.to_string().contains(private),
+                    "{algorithm}: private part"
+                );
+            }
+            assert!(!format!("{key:?}").contains("private_der"));
+            let parsed = PublicKeys::from_json(&set.jwks_json())?;
+            assert_eq!(parsed.len(), 1, "{algorithm}: the verifier reads the set");
+        }
         Ok(())
     }
 
     #[test]
-    fn mismatched_halves_are_refused() -> anyhow::Result<()> {
-        let mut key = StoredKey::generate()?;
-        key.public_key = StoredKey::generate()?.public_key;
-        assert!(KeySet::new(&key, std::slice::from_ref(&key)).is_err());
+    fn a_key_under_another_keys_kid_or_of_another_type_is_refused() -> anyhow::Result<()> {
+        let a = KeyPair::generate(SigningAlg::EdDSA)?;
+        let b = KeyPair::generate(SigningAlg::EdDSA)?;
+        assert!(
+            KeyPair::from_parts(a.kid().into(), SigningAlg::EdDSA, b.private_der().into()).is_err()
+        );
+        assert!(
+            KeyPair::from_parts(a.kid().into(), SigningAlg::ES256, a.private_der().into()).is_err()
+        );
+        assert!(KeyPair::from_parts(a.kid().into(), SigningAlg::EdDSA, vec![1, 2, 3]).is_err());
         Ok(())
     }
 
@@ -199,29 +409,34 @@ mod tests {
         // RFC 8037 appendix A.3: the thumbprint of the example Ed25519 key, whose private half
         // (`d`) is given in appendix A.1.
         use base64::Engine;
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
         let d = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A")?;
         let signing = ed25519_dalek::SigningKey::try_from(d.as_slice())?;
-        let key = StoredKey {
-            kid: "example".into(),
-            private_pkcs8_der: signing.to_pkcs8_der()?.as_bytes().to_vec(),
-            public_key: signing.verifying_key().to_bytes().to_vec(),
-        };
-        let jwk = key.public_jwk()?;
-        assert_eq!(
-            jwk.thumbprint(ThumbprintHash::SHA256)?,
-            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
-        );
+        let key = KeyPair::from_parts(
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k".into(),
+            SigningAlg::EdDSA,
+            signing.to_pkcs8_der()?.as_bytes().to_vec(),
+        )?;
+        assert_eq!(key.kid(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
         Ok(())
     }
 
     #[test]
-    fn the_published_set_is_what_verifiers_parse() -> anyhow::Result<()> {
-        let key = StoredKey::generate()?;
-        let set = KeySet::new(&key, std::slice::from_ref(&key))?;
-        let parsed = PublicKeys::from_json(&set.jwks_json())?;
-        assert!(parsed.contains(&key.kid));
-        assert_eq!(parsed.len(), 1);
+    fn the_key_active_at_the_time_signs() -> anyhow::Result<()> {
+        let old = KeyPair::generate(SigningAlg::EdDSA)?;
+        let new = KeyPair::generate(SigningAlg::ES256)?;
+        let set = KeySet::new(&[scheduled(&new, 200), scheduled(&old, 100)])?;
+        let kid_at = |now| -> anyhow::Result<(Option<String>, Algorithm)> {
+            let mut header = jsonwebtoken::Header::default();
+            let token = set.sign(&mut header, &serde_json::json!({"a": 1}), now)?;
+            let header = jsonwebtoken::decode_header(&token)?;
+            Ok((header.kid, header.alg))
+        };
+        assert_eq!(kid_at(150)?, (Some(old.kid().into()), Algorithm::EdDSA));
+        assert_eq!(kid_at(200)?, (Some(new.kid().into()), Algorithm::ES256));
+        assert_eq!(kid_at(50)?.0.as_deref(), Some(old.kid()), "none active yet");
+        assert_eq!(set.algorithms().len(), 2);
         Ok(())
     }
 }

@@ -1,7 +1,8 @@
-//! Cryptography: password hashing, opaque tokens, signing keys and access tokens.
+//! Cryptography: password hashing, opaque tokens, signing keys, access tokens and sealing.
 
 pub mod hash_pool;
 pub mod jwt;
 pub mod keys;
 pub mod password;
+pub mod seal;
 pub mod token;

@@ -4,7 +4,7 @@
 mod cache;
 pub mod discovery;
 
-use crate::crypto::keys::{JWKS_MAX_AGE_SECS, KeyRing};
+use crate::crypto::keys::KeyRing;
 use crate::metrics::{Format, Metrics};
 use crate::store::Store;
 use axum::Router;
@@ -22,6 +22,9 @@ const JWK_SET_CONTENT_TYPE: &str = "application/jwk-set+json";
 #[derive(Clone)]
 struct HttpState {
     keys: Arc<KeyRing>,
+    /// The JWK Set's `Cache-Control: max-age`: under the publish lead, so a verifier that
+    /// honours it has every new key before the key signs.
+    jwks_max_age_secs: u64,
     store: Store,
     metrics: Arc<Metrics>,
     /// True once shutdown has begun: readiness fails while calls are still served.
@@ -32,6 +35,7 @@ struct HttpState {
 
 pub fn router(
     keys: Arc<KeyRing>,
+    jwks_max_age: std::time::Duration,
     store: Store,
     metrics: Arc<Metrics>,
     issuer: &str,
@@ -46,6 +50,7 @@ pub fn router(
         .route("/metrics", get(metrics_text))
         .with_state(HttpState {
             keys,
+            jwks_max_age_secs: jwks_max_age.as_secs(),
             store,
             metrics,
             draining,
@@ -56,7 +61,7 @@ pub fn router(
 async fn jwks(State(state): State<HttpState>, request: HeaderMap) -> impl IntoResponse {
     Cacheable {
         content_type: JWK_SET_CONTENT_TYPE,
-        max_age_secs: JWKS_MAX_AGE_SECS,
+        max_age_secs: state.jwks_max_age_secs,
         body: state.keys.current().jwks_json().to_string(),
     }
     .respond(&request)

@@ -8,6 +8,7 @@ mod audit;
 mod cleanup;
 mod error;
 mod introspect;
+mod keys;
 mod password_reset;
 mod revocations;
 mod session;
@@ -19,6 +20,11 @@ pub use audit::{AuditEvent, AuditKind, AuditLog, AuditWriter};
 pub use cleanup::CleanupJob;
 pub use error::AuthError;
 pub use introspect::Introspection;
+pub use keys::list as list_keys;
+pub use keys::{
+    KeyManager, KeyPolicy, KeyReloader, KeyState, KeyStatus, RETIRE_MARGIN, Retirement, Rotation,
+    reseal,
+};
 pub use revocations::{
     MAX_STREAMS, POLL_INTERVAL, RevocationFeed, RevocationPoller, RevocationStream, RevocationView,
     RevocationWatch,

@@ -1,91 +1,217 @@
+//! Signing key rows. What the rows mean (which key signs, which are published, when one is
+//! retired) is the key life cycle's (`service::keys`): the store reads rows and applies the
+//! changes it decides, under one lock, so replicas and the CLI change keys one at a time.
+
 use super::entity::signing_key;
 use super::{SIGNING_KEY_LOCK, Store, StoreError};
-use crate::crypto::keys::StoredKey;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 
-/// The only algorithm keys are made for today; the column leaves room for ES256 and RS256.
-const ALGORITHM: &str = "EdDSA";
+/// A key as stored, without its private half.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMeta {
+    pub kid: String,
+    pub algorithm: String,
+    pub created_at: DateTime<Utc>,
+    pub activates_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+    /// Id of the key-encryption key that sealed the private half; `None`: in the clear.
+    pub sealed_with: Option<String>,
+}
+
+/// A key as stored: its private half as the row holds it (sealed or not; empty once retired).
+#[derive(Clone)]
+pub struct KeyRow {
+    pub meta: KeyMeta,
+    pub private_key: Vec<u8>,
+}
+
+/// One change to the keys, decided by the life cycle.
+pub enum KeyChange {
+    Insert {
+        meta: KeyMeta,
+        private_key: Vec<u8>,
+        public_key: Vec<u8>,
+    },
+    /// The key signs from `at` (a `next` key brought forward).
+    Activate { kid: String, at: DateTime<Utc> },
+    /// The key leaves the JWK Set and loses its private half.
+    Retire { kid: String, at: DateTime<Utc> },
+    /// The private half sealed anew (or stored in the clear: `sealed_with` `None`).
+    Reseal {
+        kid: String,
+        private_key: Vec<u8>,
+        sealed_with: Option<String>,
+    },
+}
 
 impl Store {
-    /// Keys that are not retired, oldest first.
-    pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+    /// Every key, retired ones too, in the order they were made to sign.
+    pub async fn signing_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        read_rows(&self.db).await
+    }
+
+    /// The keys that are not retired, without their private halves: what a replica compares
+    /// with the key ring it holds, cheaply, on every reload tick.
+    pub async fn live_signing_keys(&self) -> Result<Vec<KeyMeta>, StoreError> {
         let rows = signing_key::Entity::find()
+            .select_only()
+            .columns([
+                signing_key::Column::Kid,
+                signing_key::Column::Algorithm,
+                signing_key::Column::CreatedAt,
+                signing_key::Column::ActivatesAt,
+                signing_key::Column::RetiredAt,
+                signing_key::Column::SealedWith,
+            ])
             .filter(signing_key::Column::RetiredAt.is_null())
-            .filter(signing_key::Column::Algorithm.eq(ALGORITHM))
-            .order_by_asc(signing_key::Column::CreatedAt)
             .order_by_asc(signing_key::Column::Kid)
+            .into_tuple::<(
+                String,
+                String,
+                DateTime<Utc>,
+                Option<DateTime<Utc>>,
+                Option<DateTime<Utc>>,
+                Option<String>,
+            )>()
             .all(&self.db)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|row| StoredKey {
-                kid: row.kid,
-                private_pkcs8_der: row.private_key,
-                public_key: row.public_key,
-            })
+            .map(
+                |(kid, algorithm, created_at, activates_at, retired_at, sealed_with)| KeyMeta {
+                    kid,
+                    algorithm,
+                    created_at,
+                    activates_at: activates_at.unwrap_or(created_at),
+                    retired_at,
+                    sealed_with,
+                },
+            )
             .collect())
     }
 
-    /// Stores `make()`'s key if no usable key exists yet, as one step that replicas starting
-    /// together take in turn, so exactly one key is created. The new key's id if this call
-    /// created it.
-    pub async fn create_first_signing_key(
+    /// Reads every key and applies what `decide` makes of them, as one step that replicas and
+    /// the CLI take in turn (PostgreSQL: an advisory lock; SQLite: the write lock, taken
+    /// first). Nothing is written when `decide` fails.
+    pub async fn change_signing_keys<T>(
         &self,
-        make: impl FnOnce() -> anyhow::Result<StoredKey>,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<Option<String>> {
-        let txn = match self.exclusive(SIGNING_KEY_LOCK).await? {
-            Some(locked) => locked,
-            None => {
-                let txn = self.db.begin().await.map_err(StoreError::from)?;
-                // SQLite: a write first takes the database's write lock for the whole check.
-                signing_key::Entity::update_many()
-                    .col_expr(
-                        signing_key::Column::Kid,
-                        Expr::col(signing_key::Column::Kid),
-                    )
-                    .filter(signing_key::Column::Kid.eq(""))
-                    .exec(&txn)
-                    .await
-                    .map_err(StoreError::from)?;
-                txn
-            }
-        };
-        let existing = signing_key::Entity::find()
-            .filter(signing_key::Column::RetiredAt.is_null())
-            .filter(signing_key::Column::Algorithm.eq(ALGORITHM))
-            .count(&txn)
-            .await
-            .map_err(StoreError::from)?;
-        if existing > 0 {
-            return Ok(None);
+        decide: impl FnOnce(&[KeyRow]) -> anyhow::Result<(Vec<KeyChange>, T)>,
+    ) -> anyhow::Result<T> {
+        let txn = self.key_lock().await?;
+        let rows = read_rows(&txn).await?;
+        let (changes, outcome) = decide(&rows)?;
+        if changes.is_empty() {
+            txn.rollback().await.map_err(StoreError::from)?;
+            return Ok(outcome);
         }
-        let key = make()?;
-        insert(&txn, &key, now).await?;
+        for change in changes {
+            apply(&txn, change).await?;
+        }
         txn.commit().await.map_err(StoreError::from)?;
-        Ok(Some(key.kid))
+        Ok(outcome)
+    }
+
+    async fn key_lock(&self) -> Result<DatabaseTransaction, StoreError> {
+        if let Some(locked) = self.exclusive(SIGNING_KEY_LOCK).await? {
+            return Ok(locked);
+        }
+        let txn = self.db.begin().await?;
+        // SQLite: a write first takes the database's write lock for the whole step.
+        signing_key::Entity::update_many()
+            .col_expr(
+                signing_key::Column::Kid,
+                Expr::col(signing_key::Column::Kid),
+            )
+            .filter(signing_key::Column::Kid.eq(""))
+            .exec(&txn)
+            .await?;
+        Ok(txn)
     }
 }
 
-async fn insert<C: ConnectionTrait>(
-    db: &C,
-    key: &StoredKey,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    signing_key::Entity::insert(signing_key::ActiveModel {
-        kid: Set(key.kid.clone()),
-        algorithm: Set(ALGORITHM.to_owned()),
-        private_key: Set(key.private_pkcs8_der.clone()),
-        public_key: Set(key.public_key.clone()),
-        created_at: Set(now),
-        retired_at: Set(None),
-    })
-    .exec_without_returning(db)
-    .await?;
+async fn read_rows<C: ConnectionTrait>(db: &C) -> Result<Vec<KeyRow>, StoreError> {
+    let rows = signing_key::Entity::find()
+        .order_by_asc(signing_key::Column::ActivatesAt)
+        .order_by_asc(signing_key::Column::CreatedAt)
+        .order_by_asc(signing_key::Column::Kid)
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| KeyRow {
+            meta: KeyMeta {
+                activates_at: row.activates_at.unwrap_or(row.created_at),
+                kid: row.kid,
+                algorithm: row.algorithm,
+                created_at: row.created_at,
+                retired_at: row.retired_at,
+                sealed_with: row.sealed_with,
+            },
+            private_key: row.private_key,
+        })
+        .collect())
+}
+
+async fn apply(txn: &DatabaseTransaction, change: KeyChange) -> Result<(), StoreError> {
+    match change {
+        KeyChange::Insert {
+            meta,
+            private_key,
+            public_key,
+        } => {
+            signing_key::Entity::insert(signing_key::ActiveModel {
+                kid: Set(meta.kid),
+                algorithm: Set(meta.algorithm),
+                private_key: Set(private_key),
+                public_key: Set(public_key),
+                created_at: Set(meta.created_at),
+                activates_at: Set(Some(meta.activates_at)),
+                retired_at: Set(meta.retired_at),
+                sealed_with: Set(meta.sealed_with),
+            })
+            .exec_without_returning(txn)
+            .await?;
+        }
+        KeyChange::Activate { kid, at } => {
+            signing_key::Entity::update_many()
+                .col_expr(signing_key::Column::ActivatesAt, Expr::value(at))
+                .filter(signing_key::Column::Kid.eq(kid))
+                .exec(txn)
+                .await?;
+        }
+        KeyChange::Retire { kid, at } => {
+            signing_key::Entity::update_many()
+                .col_expr(signing_key::Column::RetiredAt, Expr::value(at))
+                .col_expr(
+                    signing_key::Column::PrivateKey,
+                    Expr::value(Vec::<u8>::new()),
+                )
+                .col_expr(
+                    signing_key::Column::SealedWith,
+                    Expr::value(Option::<String>::None),
+                )
+                .filter(signing_key::Column::Kid.eq(kid))
+                .filter(signing_key::Column::RetiredAt.is_null())
+                .exec(txn)
+                .await?;
+        }
+        KeyChange::Reseal {
+            kid,
+            private_key,
+            sealed_with,
+        } => {
+            signing_key::Entity::update_many()
+                .col_expr(signing_key::Column::PrivateKey, Expr::value(private_key))
+                .col_expr(signing_key::Column::SealedWith, Expr::value(sealed_with))
+                .filter(signing_key::Column::Kid.eq(kid))
+                .exec(txn)
+                .await?;
+        }
+    }
     Ok(())
 }

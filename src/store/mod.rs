@@ -20,6 +20,7 @@ mod users;
 pub use account::{MAX_LISTED_SESSIONS, PasswordChange, PasswordChanged};
 pub use entity::{one_time_token::Model as OneTimeTokenRecord, session::Model as SessionRecord};
 pub use entity::{refresh_token::Model as RefreshTokenRecord, user::Model as UserRecord};
+pub use keys::{KeyChange, KeyMeta, KeyRow};
 pub use maintenance::{Cleaned, NewAuditEvent};
 pub use one_time::{NewOneTimeToken, Purpose};
 pub use outbox::{Mail, QueuedMail};

@@ -2,7 +2,6 @@
 //! that starts from the issuer URL alone sees them.
 
 use crate::helpers::{HttpResponse, TestApp, verify_with_jwks};
-use authd::crypto::keys::StoredKey;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
@@ -219,11 +218,13 @@ async fn many_parallel_conditional_requests_all_get_304() {
 
 #[tokio::test]
 async fn a_new_published_key_changes_the_etag_replicas_agree() {
-    use authd::store::entity::signing_key;
-    use sea_orm::{ActiveModelTrait, Set};
-    let app = TestApp::spawn().await;
-    let replica =
-        TestApp::spawn_on(app.db.share(), crate::smtp::SmtpServer::start().await, &[]).await;
+    let app = TestApp::spawn_with(&["--key-reload-interval", "1s"]).await;
+    let replica = TestApp::spawn_on(
+        app.db.share(),
+        crate::smtp::SmtpServer::start().await,
+        &["--key-reload-interval", "1s"],
+    )
+    .await;
     let before = app.http_get("/.well-known/jwks.json").await;
     let etag = before.header("etag").unwrap().to_owned();
     assert_eq!(
@@ -234,27 +235,36 @@ async fn a_new_published_key_changes_the_etag_replicas_agree() {
         Some(etag.as_str()),
         "the same keys give the same ETag on every replica"
     );
-    drop(replica);
 
-    // A second key, as rotation (later) will add one: published after a restart.
-    let key = StoredKey::generate().unwrap();
-    signing_key::ActiveModel {
-        kid: Set(key.kid.clone()),
-        algorithm: Set("EdDSA".into()),
-        private_key: Set(key.private_pkcs8_der.clone()),
-        public_key: Set(key.public_key.clone()),
-        created_at: Set(chrono::Utc::now()),
-        retired_at: Set(None),
+    // A rotation by the CLI publishes a second key on both, without a restart.
+    let rotated = app.db.keys_command(&["rotate"], &[]).await;
+    assert!(rotated.status.success(), "{rotated:?}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    for server in [&app, &replica] {
+        loop {
+            let after = server
+                .http_request("GET", "/.well-known/jwks.json", &[("If-None-Match", &etag)])
+                .await;
+            if after.status == 200 {
+                assert_ne!(after.header("etag"), Some(etag.as_str()));
+                let jwks: Value = serde_json::from_str(&after.body).unwrap();
+                assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
+                break;
+            }
+            assert_eq!(
+                after.status, 304,
+                "the old ETag still matches until the reload"
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the new key was never published"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
-    .insert(&app.db.connect().await)
-    .await
-    .unwrap();
-    let app = app.restart().await;
-    let after = app
-        .http_request("GET", "/.well-known/jwks.json", &[("If-None-Match", &etag)])
-        .await;
-    assert_eq!(after.status, 200, "the old ETag no longer matches");
-    assert_ne!(after.header("etag"), Some(etag.as_str()));
-    let jwks: Value = serde_json::from_str(&after.body).unwrap();
-    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
+    let (a, b) = (
+        app.http_get("/.well-known/jwks.json").await,
+        replica.http_get("/.well-known/jwks.json").await,
+    );
+    assert_eq!(a.header("etag"), b.header("etag"), "replicas agree again");
 }

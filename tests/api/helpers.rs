@@ -134,6 +134,23 @@ impl TestDb {
         }
     }
 
+    /// Runs `authd keys ARGS` against this database (with `env` set too) in a blocking task, so
+    /// servers on the test's runtime keep answering meanwhile.
+    pub async fn keys_command(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mut command = authd_command();
+        command
+            .arg("keys")
+            .args(args)
+            .env("AUTHD_DATABASE_URL", &self.url)
+            .env("RUST_LOG", "warn");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        tokio::task::spawn_blocking(move || command.output().expect("run authd keys"))
+            .await
+            .expect("authd keys finished")
+    }
+
     /// A connection for looking at what authd stored.
     pub async fn connect(&self) -> DatabaseConnection {
         Database::connect(&self.url)
@@ -573,6 +590,10 @@ pub async fn verify_with_jwks(
 pub fn code(result: Result<impl Sized, tonic::Status>) -> tonic::Code {
     match result {
         Ok(_) => tonic::Code::Ok,
-        Err(status) => status.code(),
+        Err(status) => {
+            // Shown with the test's output when an assertion on the code fails.
+            eprintln!("status: {:?} {}", status.code(), status.message());
+            status.code()
+        }
     }
 }
