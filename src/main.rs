@@ -31,11 +31,11 @@ async fn main() -> ExitCode {
             }
         };
     }
-    let log_format = match &loaded.cli.command {
-        Command::Serve(settings) => settings.log_format,
-        _ => LogFormat::Text,
-    };
-    telemetry::init(log_format);
+    match &loaded.cli.command {
+        Command::Serve(settings) => telemetry::init(settings.log_format),
+        Command::Keys(_) => telemetry::init_for_command(),
+        _ => telemetry::init(LogFormat::Text),
+    }
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }

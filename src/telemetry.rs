@@ -4,7 +4,8 @@ use crate::config::LogFormat;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber; a second call (tests) leaves the first in place.
+/// Installs the global subscriber, writing to stdout; a second call (tests) leaves the first in
+/// place.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -20,6 +21,18 @@ pub fn init(format: LogFormat) {
             .with_current_span(true)
             .try_init(),
     };
+}
+
+/// For one-shot commands whose stdout is their answer (`authd keys list --json`): log lines,
+/// warnings and up by default, go to stderr.
+pub fn init_for_command() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 /// An error and its causes on one line, `outer: cause: root`, leaving out a cause whose text the

@@ -134,9 +134,8 @@ impl TestDb {
         }
     }
 
-    /// Runs `authd keys ARGS` against this database (with `env` set too) in a blocking task, so
-    /// servers on the test's runtime keep answering meanwhile.
-    pub async fn keys_command(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    /// `authd keys ARGS` against this database, with `env` set too.
+    pub fn keys_cli(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
         let mut command = authd_command();
         command
             .arg("keys")
@@ -146,6 +145,13 @@ impl TestDb {
         for (name, value) in env {
             command.env(name, value);
         }
+        command
+    }
+
+    /// Runs [`Self::keys_cli`] in a blocking task, so servers on the test's runtime keep
+    /// answering meanwhile.
+    pub async fn keys_command(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mut command = self.keys_cli(args, env);
         tokio::task::spawn_blocking(move || command.output().expect("run authd keys"))
             .await
             .expect("authd keys finished")

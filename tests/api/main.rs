@@ -24,6 +24,7 @@ mod ext_authz;
 mod flows;
 mod habits;
 mod healthcheck;
+mod keys;
 mod mail;
 mod memory;
 mod metrics;
