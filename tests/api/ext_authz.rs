@@ -481,7 +481,12 @@ async fn with_the_database_gone_check_is_unavailable_never_a_401_or_an_ok() {
     }
     let cluster = OwnPostgres::start();
     let smtp = SmtpServer::start().await;
-    let mut app = TestApp::spawn_on(TestDb::at(cluster.url()), smtp, &[]).await;
+    let mut app = TestApp::spawn_on(
+        TestDb::at(cluster.url()),
+        smtp,
+        crate::outage::OUTAGE_TIMEOUT,
+    )
+    .await;
     let tokens = app.signup_verified_login("outage-check@example.com").await;
     let bearer = format!("Bearer {}", tokens.access_token);
     let mut client = client(&app);

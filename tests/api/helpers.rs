@@ -421,6 +421,9 @@ pub fn settings(database_url: &str, smtp_url: &str, extra: &[String]) -> authd::
         ("--bcrypt-cost", "4"),
         // Tests stop servers often; the shutdown test sets a grace of its own.
         ("--shutdown-grace", "0s"),
+        // Two suites at once on one PostgreSQL (scripts/test-concurrent) can keep a new
+        // connection waiting over a second; the outage tests set the production 1 s.
+        ("--database-timeout", "5s"),
     ];
     let mut args = vec!["authd".to_owned(), "serve".to_owned()];
     // A flag the test gives replaces the default (list flags such as --audience would append).

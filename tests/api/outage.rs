@@ -13,6 +13,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
+/// The production database timeout (the tests' default is longer): the outage tests show the
+/// bound callers get.
+pub(crate) const OUTAGE_TIMEOUT: &[&str] = &["--database-timeout", "1s"];
+
 /// A throw-away PostgreSQL cluster in a temporary folder, on a port of its own.
 pub(crate) struct OwnPostgres {
     bin: PathBuf,
@@ -128,7 +132,7 @@ async fn with_the_database_gone_calls_are_unavailable_within_the_bound_and_recov
     }
     let cluster = OwnPostgres::start();
     let smtp = SmtpServer::start().await;
-    let mut app = TestApp::spawn_on(TestDb::at(cluster.url()), smtp, &[]).await;
+    let mut app = TestApp::spawn_on(TestDb::at(cluster.url()), smtp, OUTAGE_TIMEOUT).await;
     app.signup_verified_login("outage@example.com").await;
 
     cluster.down();

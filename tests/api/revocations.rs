@@ -546,8 +546,12 @@ async fn with_the_database_gone_a_held_stream_waits_new_ones_are_unavailable_and
         return; // the PostgreSQL pass runs it; it starts a server of its own either way
     }
     let cluster = crate::outage::OwnPostgres::start();
-    let mut app =
-        TestApp::spawn_on(TestDb::at(cluster.url()), SmtpServer::start().await, &[]).await;
+    let mut app = TestApp::spawn_on(
+        TestDb::at(cluster.url()),
+        SmtpServer::start().await,
+        crate::outage::OUTAGE_TIMEOUT,
+    )
+    .await;
     let tokens = user_with_sessions(&mut app, "ada@example.com", 2).await;
     let mut held = Watch::start(&app, 0).await;
 
