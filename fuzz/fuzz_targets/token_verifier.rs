@@ -6,7 +6,7 @@
 
 use authd::crypto::jwt::{AccessTokens, Subject};
 use authd_verifier::AccessClaims;
-use authd::crypto::keys::{KeyRing, KeySet, StoredKey};
+use authd::crypto::keys::{KeyPair, KeyRing, KeySet, ScheduledKey, SigningAlg};
 use authd::domain::{ClientId, SessionId, UserId};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,9 +22,13 @@ struct Fixture {
 }
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
-    let key = StoredKey::generate().expect("a key");
-    let kid = key.kid.clone();
-    let keys = KeySet::new(&key, std::slice::from_ref(&key)).expect("a key set");
+    let pair = KeyPair::generate(SigningAlg::EdDSA).expect("a key");
+    let kid = pair.kid().to_owned();
+    let keys = KeySet::new(&[ScheduledKey {
+        pair,
+        activates_at: 0,
+    }])
+    .expect("a key set");
     let tokens = AccessTokens::new(
         Arc::new(KeyRing::new(keys)),
         "http://authd.fuzz".into(),
