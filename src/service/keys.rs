@@ -248,8 +248,11 @@ impl KeyManager {
             let made = self
                 .store
                 .change_signing_keys(|rows| {
+                    // Keys resealed under another key-encryption key since this process
+                    // started: make no key under the old one (restart with the new one).
+                    let mut changes = sealing_changes(rows, self.sealer.as_ref())?;
                     let steps = due_steps(&metas(rows), now, &self.policy);
-                    let changes = realise(&steps, &self.policy, self.sealer.as_ref(), now)?;
+                    changes.extend(realise(&steps, &self.policy, self.sealer.as_ref(), now)?);
                     Ok((changes, steps))
                 })
                 .await?;
