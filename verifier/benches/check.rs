@@ -1,4 +1,4 @@
-//! The cost of checking one access token locally, next to the Ed25519 signature check inside it:
+//! The cost of checking one access token locally, next to the signature check inside it:
 //! `cargo bench -p authd-verifier --bench check`.
 //!
 //! Signs a token like authd's with a fresh key, then times, one after the other in a plain loop:
@@ -12,7 +12,12 @@
 //! `AUTHD_BENCH_ROUNDS` (default 9) rounds after a warm-up round, the rounds interleaved; the
 //! median rate is printed, with the ratio to the bare `verify` and to `verify_strict`. Target: the
 //! local check at 80 % of the bare `verify` or more.
-
+//!
+//! Then the same token signed with ES256 (P-256) and RS256 (RSA 2048): a bare `p256` `verify`
+//! with the key decoded beforehand (what the check uses), jsonwebtoken's `crypto::verify` (which
+//! decodes the key for every token: the ES256 path before, the RS256 path still), a bare `rsa`
+//! PKCS#1 v1.5 verification with the key decoded beforehand, and `Checks::check` of each token,
+//! each with its ratio to its own bare signature check.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -28,6 +33,9 @@ use ed25519_dalek::Signer;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "check/algorithms.rs"]
+mod algorithms;
 
 const ISSUER: &str = "http://127.0.0.1:8080";
 const KID: &str = "bench-key";
@@ -304,4 +312,6 @@ fn main() {
             100.0 * value / strict
         );
     }
+
+    algorithms::ecdsa_and_rsa(rounds, iterations, &claims);
 }

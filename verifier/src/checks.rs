@@ -57,16 +57,23 @@ struct Payload {
 }
 
 impl Checks {
-    /// Tokens from `issuer` (authd's `AUTHD_ISSUER`) for any of `audiences`; the algorithm
-    /// EdDSA only, no leeway. With no audience every token is refused.
+    /// Tokens from `issuer` (authd's `AUTHD_ISSUER`) for any of `audiences`; every algorithm
+    /// authd can sign with ([`Self::DEFAULT_ALGORITHMS`], so that tokens keep passing when
+    /// `AUTHD_SIGNING_ALG` changes), each only under a key of its own type; no leeway. With no
+    /// audience every token is refused.
     pub fn new(issuer: impl Into<String>, audiences: Vec<String>) -> Self {
         Self {
             issuer: issuer.into(),
             audiences,
-            algorithms: vec![Algorithm::EdDSA],
+            algorithms: Self::DEFAULT_ALGORITHMS.to_vec(),
             leeway_secs: 0,
         }
     }
+
+    /// The algorithms [`Self::new`] accepts: EdDSA (Ed25519 keys), ES256 (P-256 keys) and RS256
+    /// (RSA keys of 2048 bits or more).
+    pub const DEFAULT_ALGORITHMS: [Algorithm; 3] =
+        [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
 
     /// Allows for clock skew between authd and this service on `exp` and `nbf` (whole seconds;
     /// keep it small: a minute at most).
@@ -75,8 +82,11 @@ impl Checks {
         self
     }
 
-    /// The algorithms accepted. HMAC algorithms are dropped: their key would be one anyone can
-    /// read in the JWK Set. A token's `alg` must also be its key's own algorithm.
+    /// The algorithms accepted, in place of [`Self::DEFAULT_ALGORITHMS`]: `&[Algorithm::EdDSA]`,
+    /// say, to narrow them when authd is known to sign with nothing else. HMAC algorithms are
+    /// dropped: their key would be one anyone can read in the JWK Set. Whatever the list, a
+    /// token's `alg` must also be its key's own algorithm, so a key of one type never checks a
+    /// token that claims another.
     pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
         self.algorithms = algorithms
             .iter()

@@ -330,3 +330,6 @@ proptest! {
         prop_assert!(check(&forged).is_err());
     }
 }
+
+#[path = "checks_algorithms_tests.rs"]
+mod algorithms;

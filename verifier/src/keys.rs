@@ -1,9 +1,10 @@
 //! The public keys of a JWK Set (RFC 7517), decoded once when the set is built, never per token.
 //!
 //! Only asymmetric signature keys are kept: a symmetric (`oct`) key in a published set would let
-//! anyone who reads the set sign tokens, so it is skipped. Ed25519 keys (what authd signs with)
-//! are decoded into their curve point here; keys of other algorithms are kept as jsonwebtoken
-//! [`DecodingKey`]s, which jsonwebtoken turns into its verifier for each token.
+//! anyone who reads the set sign tokens, so it is skipped, and so are RSA keys too small or of an
+//! exponent too weak to trust. Ed25519 (EdDSA) and P-256 (ES256) keys are decoded into their
+//! curve point here, once; RSA and P-384 keys are kept as jsonwebtoken [`DecodingKey`]s, which
+//! jsonwebtoken turns into its verifier for each token.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,8 +15,15 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use std::collections::HashMap;
 use std::str::FromStr;
 
-/// Ed25519 signatures are 64 bytes: 86 base64url characters without padding.
-const ED25519_SIGNATURE_B64_LEN: usize = 86;
+/// Ed25519 signatures and ES256 ones (`r || s`, 32 bytes each: RFC 7518 §3.4, never DER) are
+/// 64 bytes: 86 base64url characters without padding.
+const SIGNATURE_64_B64_LEN: usize = 86;
+/// RSA moduli under this many bits are refused (NIST SP 800-131A; authd makes 2048-bit keys).
+const RSA_MIN_BITS: usize = 2048;
+/// The largest modulus and exponent jsonwebtoken's RSA verifier takes (the `rsa` crate's
+/// `RsaPublicKey::new`): a key past them would be kept and then fail every token.
+const RSA_MAX_BITS: usize = 4096;
+const RSA_MAX_EXPONENT: u64 = (1 << 33) - 1;
 
 /// Why a JWK Set could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,8 +44,18 @@ pub enum KeysError {
 pub struct PublicKey {
     algorithm: Algorithm,
     decoding: DecodingKey,
-    /// The decoded curve point, for EdDSA keys.
-    ed25519: Option<ed25519_dalek::VerifyingKey>,
+    native: Native,
+}
+
+/// The key decoded once, for the algorithms whose verifier is called here directly.
+#[derive(Clone, PartialEq)]
+enum Native {
+    /// EdDSA keys.
+    Ed25519(ed25519_dalek::VerifyingKey),
+    /// ES256 keys.
+    P256(p256::ecdsa::VerifyingKey),
+    /// RSA and ES384 keys: jsonwebtoken decodes them for each token.
+    None,
 }
 
 impl std::fmt::Debug for PublicKey {
@@ -62,15 +80,11 @@ impl PublicKey {
     /// Whether `signature` (base64url, as in the token) signs `message` (`header.payload`)
     /// under this key and its algorithm.
     pub(crate) fn verifies(&self, message: &[u8], signature: &str) -> bool {
-        match &self.ed25519 {
-            Some(key) => {
-                let mut bytes = [0u8; 64];
-                // An exact length first: decode_slice would accept a shorter signature.
-                if signature.len() != ED25519_SIGNATURE_B64_LEN
-                    || URL_SAFE_NO_PAD.decode_slice(signature, &mut bytes) != Ok(bytes.len())
-                {
+        match &self.native {
+            Native::Ed25519(key) => {
+                let Some(bytes) = signature_64(signature) else {
                     return false;
-                }
+                };
                 // RFC 8032's check, as jsonwebtoken and most JWT libraries make it. dalek refuses
                 // a non-canonical S (so a signature cannot be re-encoded), and weak keys never
                 // get here (`ed25519_key` refuses them when the set is built), which leaves
@@ -80,12 +94,37 @@ impl PublicKey {
                 let signature = ed25519_dalek::Signature::from_bytes(&bytes);
                 key.verify(message, &signature).is_ok()
             }
-            None => {
+            Native::P256(key) => {
+                let Some(bytes) = signature_64(signature) else {
+                    return false;
+                };
+                // `from_slice` refuses an r or s of zero or not below the group order. A high s
+                // is accepted, as jsonwebtoken and other JWT libraries accept it: p256 signs
+                // without normalising s, so half of authd's own tokens carry one. The (r, n - s)
+                // twin of a token says nothing the token did not.
+                let Ok(signature) = p256::ecdsa::Signature::from_slice(&bytes) else {
+                    return false;
+                };
+                use p256::ecdsa::signature::Verifier;
+                key.verify(message, &signature).is_ok()
+            }
+            Native::None => {
                 jsonwebtoken::crypto::verify(signature, message, &self.decoding, self.algorithm)
                     .unwrap_or(false)
             }
         }
     }
+}
+
+/// The 64 bytes of an Ed25519 or ES256 signature, or `None` for any other length or bad
+/// base64url.
+fn signature_64(signature: &str) -> Option<[u8; 64]> {
+    let mut bytes = [0u8; 64];
+    // An exact length first: decode_slice would accept a shorter signature, and a DER-encoded
+    // ECDSA signature (70 bytes or so) is refused here without being parsed.
+    (signature.len() == SIGNATURE_64_B64_LEN
+        && URL_SAFE_NO_PAD.decode_slice(signature, &mut bytes) == Ok(bytes.len()))
+    .then_some(bytes)
 }
 
 /// The keys of a JWK Set by `kid`.
@@ -97,8 +136,10 @@ pub struct PublicKeys {
 impl PublicKeys {
     /// The usable keys of `set`. Skipped (each with a warning naming its `kid`): keys without a
     /// `kid`, keys whose `use` is not `sig` or whose `key_ops` lack `verify`, symmetric keys,
-    /// keys whose `alg` is unknown or does not fit the key, RSA keys without `alg`, malformed
-    /// keys, and a second key with a `kid` already seen (the first one stays).
+    /// keys whose `alg` is unknown or does not fit the key, RSA keys without `alg`, RSA keys
+    /// whose modulus is under 2048 bits (or over 4096) or whose exponent is even or 1, malformed
+    /// keys (an Ed25519 or P-256 point not on its curve among them), and a second key with a
+    /// `kid` already seen (the first one stays).
     pub fn from_jwk_set(set: &JwkSet) -> Self {
         let mut keys = HashMap::with_capacity(set.keys.len());
         for jwk in &set.keys {
@@ -207,14 +248,21 @@ fn usable(jwk: &Jwk) -> Result<PublicKey, &'static str> {
         return Err("alg does not fit the curve");
     }
     let decoding = DecodingKey::from_jwk(jwk).map_err(|_| "key material is not base64url")?;
-    let ed25519 = match &jwk.algorithm {
-        AlgorithmParameters::OctetKeyPair(okp) => Some(ed25519_key(&okp.x)?),
-        _ => None,
+    let native = match &jwk.algorithm {
+        AlgorithmParameters::OctetKeyPair(okp) => Native::Ed25519(ed25519_key(&okp.x)?),
+        AlgorithmParameters::EllipticCurve(ec) if algorithm == Algorithm::ES256 => {
+            Native::P256(p256_key(&ec.x, &ec.y)?)
+        }
+        AlgorithmParameters::RSA(rsa) => {
+            rsa_key_fits(&rsa.n, &rsa.e)?;
+            Native::None
+        }
+        _ => Native::None,
     };
     Ok(PublicKey {
         algorithm,
         decoding,
-        ed25519,
+        native,
     })
 }
 
@@ -233,93 +281,62 @@ fn ed25519_key(x: &str) -> Result<ed25519_dalek::VerifyingKey, &'static str> {
     Ok(key)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn okp(kid: &str, x: &str, extra: &str) -> String {
-        format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"{kid}"{extra}}}"#)
-    }
-
-    fn x_of(seed: u8) -> String {
-        let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
-        URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes())
-    }
-
-    #[test]
-    fn usable_keys_are_kept_and_the_rest_skipped() -> Result<(), KeysError> {
-        let x = x_of(1);
-        let weak = URL_SAFE_NO_PAD.encode([0u8; 32]); // the identity point: small order
-        let keys = [
-            okp("good", &x, r#","use":"sig","alg":"EdDSA""#),
-            okp("no-alg", &x, ""),
-            okp("ops", &x, r#","key_ops":["verify"]"#),
-            okp("enc", &x, r#","use":"enc""#),
-            okp("sign-only", &x, r#","key_ops":["sign"]"#),
-            okp("wrong-alg", &x, r#","alg":"RS256""#),
-            okp("hmac-alg", &x, r#","alg":"HS256""#),
-            okp("weak", &weak, ""),
-            okp("short", "AAAA", ""),
-            okp("not-b64", "!!!", ""),
-            r#"{"kty":"OKP","crv":"Ed448","x":"AAAA","kid":"ed448"}"#.to_owned(),
-            r#"{"kty":"oct","k":"c2VjcmV0","kid":"oct","alg":"HS256"}"#.to_owned(),
-            r#"{"kty":"RSA","n":"AQAB","e":"AQAB","kid":"rsa-no-alg"}"#.to_owned(),
-            r#"{"kty":"weird","kid":"weird"}"#.to_owned(),
-            okp("", &x, "").replace(r#","kid":"""#, ""),
-            okp("good", &x_of(2), ""),
-        ];
-        let json = format!(r#"{{"keys":[{}]}}"#, keys.join(","));
-        let set = PublicKeys::from_json(&json)?;
-        let mut kids: Vec<&str> = set.kids().collect();
-        kids.sort_unstable();
-        assert_eq!(kids, ["good", "no-alg", "ops"]);
-        let good = set.get("good").map(PublicKey::algorithm);
-        assert_eq!(good, Some(Algorithm::EdDSA));
-        // The first key under a repeated kid stays.
-        let first = ed25519_key(&x).ok();
-        assert_eq!(set.get("good").and_then(|k| k.ed25519), first);
-        assert_eq!(set.len(), 3);
-        assert!(!set.is_empty() && set.contains("ops") && !set.contains("oct"));
-        Ok(())
-    }
-
-    #[test]
-    fn ec_keys_take_their_curve_algorithm() -> Result<(), KeysError> {
-        let p256 = r#"{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA","kid":"p256"}"#;
-        let mismatch =
-            r#"{"kty":"EC","crv":"P-384","x":"AAAA","y":"AAAA","kid":"m","alg":"ES256"}"#;
-        let set = PublicKeys::from_json(&format!(r#"{{"keys":[{p256},{mismatch}]}}"#))?;
-        assert_eq!(
-            set.get("p256").map(PublicKey::algorithm),
-            Some(Algorithm::ES256)
-        );
-        assert!(!set.contains("m"));
-        Ok(())
-    }
-
-    #[test]
-    fn malformed_sets_are_errors_that_echo_nothing() {
-        for json in ["", "[]", r#"{"keys":{}}"#, r#"{"keys":[1]}"#, "secret-ish"] {
-            let err = PublicKeys::from_json(json).map(|k| k.len());
-            assert!(
-                matches!(err, Err(KeysError::Json { .. })),
-                "{json}: {err:?}"
-            );
-            if let Err(err) = err {
-                assert!(!err.to_string().contains("secret"), "{err}");
-            }
-        }
-        assert_eq!(
-            PublicKeys::from_json(r#"{"keys":[]}"#).map(|k| k.len()),
-            Ok(0)
-        );
-    }
-
-    #[test]
-    fn debug_shows_no_key_material() -> Result<(), KeysError> {
-        let x = x_of(3);
-        let set = PublicKeys::from_json(&format!(r#"{{"keys":[{}]}}"#, okp("k", &x, "")))?;
-        assert!(!format!("{set:?}").contains(&x));
-        Ok(())
-    }
+/// A P-256 public key from a JWK's `x` and `y`, refusing coordinates that are not 32 bytes or
+/// not a point on the curve.
+fn p256_key(x: &str, y: &str) -> Result<p256::ecdsa::VerifyingKey, &'static str> {
+    let coordinate = |c: &str| -> Result<[u8; 32], &'static str> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(c)
+            .map_err(|_| "x or y is not base64url")?;
+        bytes.try_into().map_err(|_| "x or y is not 32 bytes")
+    };
+    // The SEC1 uncompressed form: 0x04, x, y.
+    let mut sec1 = [4u8; 65];
+    sec1[1..33].copy_from_slice(&coordinate(x)?);
+    sec1[33..].copy_from_slice(&coordinate(y)?);
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| "x, y is not a P-256 point")
 }
+
+/// Whether an RSA key's `n` and `e` are worth trusting: a modulus of 2048 bits or more (a
+/// smaller one may be factored), and an odd exponent other than 1 (with e = 1 anyone can sign:
+/// the signature is the padded hash itself; an even e has no inverse, so no real key has one),
+/// both within what the verifier takes.
+fn rsa_key_fits(n: &str, e: &str) -> Result<(), &'static str> {
+    let n = URL_SAFE_NO_PAD
+        .decode(n)
+        .map_err(|_| "n is not base64url")?;
+    let e = URL_SAFE_NO_PAD
+        .decode(e)
+        .map_err(|_| "e is not base64url")?;
+    let n = strip_leading_zeros(&n);
+    let bits = n
+        .first()
+        .map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize);
+    if bits < RSA_MIN_BITS {
+        return Err("RSA modulus under 2048 bits");
+    }
+    if bits > RSA_MAX_BITS {
+        return Err("RSA modulus over 4096 bits");
+    }
+    let e = strip_leading_zeros(&e);
+    if e.last().is_none_or(|low| low % 2 == 0) || e == [1] {
+        return Err("RSA exponent is even or 1");
+    }
+    let value = e.iter().try_fold(0u64, |acc, &b| {
+        acc.checked_mul(256).map(|acc| acc | u64::from(b))
+    });
+    if value.is_none_or(|e| e > RSA_MAX_EXPONENT) {
+        return Err("RSA exponent over 2^33 - 1");
+    }
+    Ok(())
+}
+
+/// A big-endian number without its leading zero bytes.
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+#[cfg(test)]
+#[path = "keys_tests.rs"]
+mod tests;

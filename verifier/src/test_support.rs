@@ -1,5 +1,6 @@
 //! Unit-test helpers: Ed25519 keys made from a seed, their JWK Set, and tokens forged byte by
-//! byte (any header, any payload, any signature) the way an attacker would.
+//! byte (any header, any payload, any signature) the way an attacker would; [`KeyPair`]s of each
+//! algorithm authd signs with (EdDSA, ES256, RS256), signed with by jsonwebtoken.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -79,6 +80,112 @@ pub fn now() -> i64 {
 pub fn token(kid: &str, key: &ed25519_dalek::SigningKey) -> String {
     let header = json!({ "alg": "EdDSA", "typ": "at+jwt", "kid": kid });
     sign(&header, &claims(now()), key)
+}
+
+/// The one 2048-bit RSA key of the test binary: making one takes a while.
+static RSA_2048: std::sync::LazyLock<rsa::RsaPrivateKey> =
+    std::sync::LazyLock::new(|| rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap());
+
+/// A key pair of one algorithm: its public JWK as authd publishes it, and the private half as
+/// jsonwebtoken signs with it.
+pub struct KeyPair {
+    pub algorithm: jsonwebtoken::Algorithm,
+    pub encoding: jsonwebtoken::EncodingKey,
+    /// The public JWK's key members (`kty`, `crv`, `x`, `y`, `n`, `e`).
+    public: Value,
+}
+
+impl KeyPair {
+    /// An Ed25519 (EdDSA) pair from a one-byte seed.
+    pub fn ed25519(seed: u8) -> Self {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let key = key(seed);
+        let der = key.to_pkcs8_der().unwrap();
+        Self {
+            algorithm: jsonwebtoken::Algorithm::EdDSA,
+            encoding: jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
+            public: json!({
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+            }),
+        }
+    }
+
+    /// A P-256 (ES256) pair from a one-byte seed (the scalar with every byte `seed`).
+    pub fn p256(seed: u8) -> Self {
+        use p256::pkcs8::EncodePrivateKey;
+        let key = p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap();
+        let point = key.verifying_key().to_encoded_point(false);
+        let der = key.to_pkcs8_der().unwrap();
+        Self {
+            algorithm: jsonwebtoken::Algorithm::ES256,
+            encoding: jsonwebtoken::EncodingKey::from_ec_der(der.as_bytes()),
+            public: json!({
+                "kty": "EC",
+                "crv": "P-256",
+                "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+                "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+            }),
+        }
+    }
+
+    /// The test binary's 2048-bit RSA (RS256) pair.
+    pub fn rsa() -> Self {
+        Self::rsa_of(&RSA_2048)
+    }
+
+    /// An RS256 pair of `key`, whatever its size.
+    pub fn rsa_of(key: &rsa::RsaPrivateKey) -> Self {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        use rsa::traits::PublicKeyParts;
+        let der = key.to_pkcs1_der().unwrap();
+        Self {
+            algorithm: jsonwebtoken::Algorithm::RS256,
+            encoding: jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
+            public: json!({
+                "kty": "RSA",
+                "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+                "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+            }),
+        }
+    }
+
+    /// One pair of each algorithm authd signs with.
+    pub fn all() -> [Self; 3] {
+        [Self::ed25519(1), Self::p256(1), Self::rsa()]
+    }
+
+    /// The public JWK under `kid`, as authd publishes it (`use: sig` and the `alg`).
+    pub fn jwk(&self, kid: &str) -> Value {
+        let mut jwk = self.public.clone();
+        jwk["kid"] = json!(kid);
+        jwk["use"] = json!("sig");
+        jwk["alg"] = json!(self.alg());
+        jwk
+    }
+
+    /// The algorithm's JWS name.
+    pub fn alg(&self) -> String {
+        json!(self.algorithm).as_str().unwrap().to_owned()
+    }
+
+    /// A compact JWS of `header` and `payload` signed by jsonwebtoken with this key under its
+    /// own algorithm, whatever the header says.
+    pub fn sign(&self, header: &Value, payload: &Value) -> String {
+        let input = signing_input(header, payload);
+        let signature =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, self.algorithm).unwrap();
+        format!("{input}.{signature}")
+    }
+
+    /// A token like authd's under `kid`, as jsonwebtoken's `encode` makes it.
+    pub fn token(&self, kid: &str) -> String {
+        let mut header = jsonwebtoken::Header::new(self.algorithm);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(&header, &claims(now()), &self.encoding).unwrap()
+    }
 }
 
 /// What [`JwksServer`] answers.
@@ -210,6 +317,15 @@ impl Logs {
             .with_ansi(false)
             .with_writer(logs.clone())
             .finish();
+        // While this thread's subscriber is the only one registered, tracing caches a callsite's
+        // interest from the default of whichever thread registers it first: a test beside this
+        // one, with no subscriber, would turn the callsite off here too. A global subscriber
+        // (that takes nothing) makes callsites ask the subscriber of each event's own thread.
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let _ =
+                tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::new());
+        });
         (logs.clone(), tracing::subscriber::set_default(subscriber))
     }
 
