@@ -200,6 +200,14 @@ impl KeyManager {
         policy: KeyPolicy,
         sealer: Option<Sealer>,
     ) -> anyhow::Result<Self> {
+        // A key that will probably be needed is made before the lock is taken: an RSA key
+        // takes a while, and SQLite's lock holds every other write meanwhile.
+        let mut spare = match store.signing_keys().await {
+            Ok(rows) if needs_key(&due_steps(&metas(&rows), Utc::now(), &policy)) => {
+                Some(generate(policy.algorithm).await?)
+            }
+            _ => None,
+        };
         let mut attempt = 1;
         let now = loop {
             let now = Utc::now();
@@ -207,7 +215,7 @@ impl KeyManager {
                 .change_signing_keys(|rows| {
                     let mut changes = sealing_changes(rows, sealer.as_ref())?;
                     let steps = due_steps(&metas(rows), now, &policy);
-                    changes.extend(realise(&steps, &policy, sealer.as_ref(), now)?);
+                    changes.extend(realise(&steps, &policy, sealer.as_ref(), now, &mut spare)?);
                     Ok((changes, steps))
                 })
                 .await;
@@ -244,7 +252,12 @@ impl KeyManager {
     pub async fn reload(&self) -> anyhow::Result<()> {
         let now = Utc::now();
         let live = self.store.live_signing_keys().await?;
-        if !due_steps(&live, now, &self.policy).is_empty() {
+        let due = due_steps(&live, now, &self.policy);
+        if !due.is_empty() {
+            let mut spare = None;
+            if needs_key(&due) {
+                spare = Some(generate(self.policy.algorithm).await?);
+            }
             let made = self
                 .store
                 .change_signing_keys(|rows| {
@@ -252,7 +265,8 @@ impl KeyManager {
                     // started: make no key under the old one (restart with the new one).
                     let mut changes = sealing_changes(rows, self.sealer.as_ref())?;
                     let steps = due_steps(&metas(rows), now, &self.policy);
-                    changes.extend(realise(&steps, &self.policy, self.sealer.as_ref(), now)?);
+                    let sealer = self.sealer.as_ref();
+                    changes.extend(realise(&steps, &self.policy, sealer, now, &mut spare)?);
                     Ok((changes, steps))
                 })
                 .await?;
@@ -276,6 +290,7 @@ impl KeyManager {
     pub async fn rotate(&self) -> anyhow::Result<Rotation> {
         let now = Utc::now();
         let policy = &self.policy;
+        let mut spare = Some(generate(policy.algorithm).await?);
         let rotation = self
             .store
             .change_signing_keys(|rows| {
@@ -302,8 +317,8 @@ impl KeyManager {
                     })
                     .collect();
                 let activates_at = add(now, policy.publish_lead);
-                let (kid, insert) =
-                    new_key(policy.algorithm, self.sealer.as_ref(), activates_at, now)?;
+                let pair = take_or_make(&mut spare, policy.algorithm)?;
+                let (kid, insert) = new_key(pair, self.sealer.as_ref(), activates_at, now)?;
                 changes.push(insert);
                 let rotation = Rotation::Added {
                     kid,
@@ -323,6 +338,8 @@ impl KeyManager {
     pub async fn retire(&self, kid: &str) -> anyhow::Result<Retirement> {
         let now = Utc::now();
         let policy = &self.policy;
+        // Needed only when the key is the last one published: made outside the lock anyway.
+        let mut spare = Some(generate(policy.algorithm).await?);
         let retirement = self
             .store
             .change_signing_keys(|rows| {
@@ -346,7 +363,13 @@ impl KeyManager {
                     kid: kid.into(),
                     at: now,
                 }];
-                changes.extend(realise(&steps, policy, self.sealer.as_ref(), now)?);
+                changes.extend(realise(
+                    &steps,
+                    policy,
+                    self.sealer.as_ref(),
+                    now,
+                    &mut spare,
+                )?);
                 let now_signing =
                     was_signing.then(|| signing_after(&after, &steps, &changes, now, policy));
                 Ok((
@@ -546,11 +569,15 @@ fn realise(
     policy: &KeyPolicy,
     sealer: Option<&Sealer>,
     now: DateTime<Utc>,
+    spare: &mut Option<KeyPair>,
 ) -> anyhow::Result<Vec<KeyChange>> {
     let mut changes = Vec::with_capacity(steps.len());
     for step in steps {
         changes.push(match step {
-            Step::Make { activates_at } => new_key(policy.algorithm, sealer, *activates_at, now)?.1,
+            Step::Make { activates_at } => {
+                let pair = take_or_make(spare, policy.algorithm)?;
+                new_key(pair, sealer, *activates_at, now)?.1
+            }
             Step::BringForward { kid } => KeyChange::Activate {
                 kid: kid.clone(),
                 at: now,
@@ -562,6 +589,25 @@ fn realise(
         });
     }
     Ok(changes)
+}
+
+fn needs_key(steps: &[Step]) -> bool {
+    steps.iter().any(|step| matches!(step, Step::Make { .. }))
+}
+
+/// A new key pair, made on a blocking thread (RSA key generation takes a while).
+async fn generate(algorithm: SigningAlg) -> anyhow::Result<KeyPair> {
+    tokio::task::spawn_blocking(move || KeyPair::generate(algorithm))
+        .await
+        .map_err(|e| anyhow::anyhow!("making a signing key stopped: {e}"))?
+}
+
+/// The key made in advance when it is of the algorithm wanted, else a new one.
+fn take_or_make(spare: &mut Option<KeyPair>, algorithm: SigningAlg) -> anyhow::Result<KeyPair> {
+    match spare.take() {
+        Some(pair) if pair.algorithm() == algorithm => Ok(pair),
+        _ => KeyPair::generate(algorithm),
+    }
 }
 
 /// Which key signs after a retirement and the steps it caused.
@@ -592,12 +638,12 @@ fn signing_after(
 
 /// A new key's row: its kid, and the insert (its private half sealed when a sealer is set).
 fn new_key(
-    algorithm: SigningAlg,
+    pair: KeyPair,
     sealer: Option<&Sealer>,
     activates_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(String, KeyChange)> {
-    let pair = KeyPair::generate(algorithm)?;
+    let algorithm = pair.algorithm();
     let public_key = serde_json::to_vec(&pair.public_jwk()?)?;
     let (private_key, sealed_with) = match sealer {
         Some(sealer) => (

@@ -57,6 +57,7 @@ impl Store {
 
     /// The keys that are not retired, without their private halves: what a replica compares
     /// with the key ring it holds, cheaply, on every reload tick.
+    /// In `kid` order (byte order, whatever the database's collation).
     pub async fn live_signing_keys(&self) -> Result<Vec<KeyMeta>, StoreError> {
         let rows = signing_key::Entity::find()
             .select_only()
@@ -69,7 +70,6 @@ impl Store {
                 signing_key::Column::SealedWith,
             ])
             .filter(signing_key::Column::RetiredAt.is_null())
-            .order_by_asc(signing_key::Column::Kid)
             .into_tuple::<(
                 String,
                 String,
@@ -92,7 +92,11 @@ impl Store {
                     sealed_with,
                 },
             )
-            .collect())
+            .collect::<Vec<_>>())
+        .map(|mut keys| {
+            keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+            keys
+        })
     }
 
     /// Reads every key and applies what `decide` makes of them, as one step that replicas and

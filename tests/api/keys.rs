@@ -8,7 +8,7 @@ use crate::verifier::{ISSUER, READY};
 use authd::crypto::keys::{KeyPair, SigningAlg};
 use authd::crypto::seal::Sealer;
 use authd::store::entity::signing_key;
-use authd_verifier::{Checks, JwksSource, LocalSettings, LocalVerifier, Refusal, Verify};
+use authd_verifier::{JwksSource, LocalSettings, LocalVerifier, Refusal, Verify};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
@@ -21,14 +21,6 @@ use std::time::{Duration, Instant};
 const KEK: &str = "8a1f0c3b5d7e9f2a4c6e8b0d2f4a6c8e1b3d5f7a9c2e4b6d8f0a2c4e6b8d0f2a";
 const OTHER_KEK: &str = "0f2a4c6e8b0d2f4a6c8e1b3d5f7a9c2e4b6d8f0a2c4e6b8d0f2a8a1f0c3b5d7e";
 
-fn all_algorithms() -> Checks {
-    Checks::new(ISSUER, vec!["authd".into()]).with_algorithms(&[
-        Algorithm::EdDSA,
-        Algorithm::ES256,
-        Algorithm::RS256,
-    ])
-}
-
 /// A local verifier on the HTTP JWK Set, with its default cache times: a key set is kept for
 /// its `max-age`, and at least 10 s.
 async fn local_verifier(app: &TestApp) -> LocalVerifier {
@@ -37,7 +29,7 @@ async fn local_verifier(app: &TestApp) -> LocalVerifier {
 
 async fn local_verifier_keeping(app: &TestApp, at_least: Duration) -> LocalVerifier {
     let url = format!("http://{}/.well-known/jwks.json", app.http_addr);
-    let mut settings = LocalSettings::new(JwksSource::Http(url), all_algorithms());
+    let mut settings = LocalSettings::new(JwksSource::Http(url), crate::verifier::checks());
     settings.min_refetch_interval = at_least;
     let verifier = LocalVerifier::start(settings);
     assert!(verifier.ready(READY).await, "keys from authd");
@@ -321,7 +313,6 @@ async fn replicas_see_each_rotation_and_make_one_key_per_rotation() {
     .await;
     assert!(agreed.is_some(), "the replicas publish different keys");
     // Several CLI rotations at once add exactly one `next` key; both replicas publish it.
-    let before = rows(&a.db).await.len();
     let stop_auto = ["--key-rotation-interval", "0"];
     let (a, b) = (
         restart_with(a, &stop_auto).await,
@@ -329,6 +320,7 @@ async fn replicas_see_each_rotation_and_make_one_key_per_rotation() {
     );
     // A `next` key the automatic rotation made may still wait its 1 s lead.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rows(&a.db).await.len();
     let rotations: Vec<_> = (0..4)
         .map(|_| {
             let mut command =
