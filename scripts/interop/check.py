@@ -10,7 +10,11 @@ Proves two things against a running authd (started by scripts/interop-check):
    serializers of the dynamically built classes.
 2. An unrelated JWT library (PyJWT) validates authd's access token starting from the issuer URL
    alone: OpenID configuration -> jwks_uri -> PyJWKClient; the JWK Set answers a conditional
-   request with 304. With --node-dir, Node's jose (createRemoteJWKSet) does the same.
+   request with 304. With --node-dir, Node's jose (createRemoteJWKSet) does the same. The key
+   type, the token's alg and discovery's algorithms are those of --alg (AUTHD_SIGNING_ALG:
+   EdDSA, ES256 or RS256), and both libraries refuse algorithm confusion: PyJWT the genuine
+   token under any other algorithm, both the token re-signed as HS256 with the public key as
+   the HMAC secret.
 3. Error details decode with reflection only: the google.rpc.BadRequest in
    grpc-status-details-bin is decoded with the descriptor that reflection serves, and, with
    --grpcurl, a stock grpcurl prints the field violation.
@@ -27,6 +31,10 @@ Proves two things against a running authd (started by scripts/interop-check):
 
 It runs the whole account flow (signup, verification from the mail in authd's log, login,
 introspection, refresh, logout, password reset) and checks the status codes of the contract.
+With --tokens-only (how scripts/interop-check runs it against its ES256 and RS256 servers) it
+stops after the token checks of 2: reflection, discovery, signup, verification, login, the JWK
+Set, PyJWT, jose and the negative cases.
+
 Each check prints one line; the last line is `N passed, M failed`. Exit status 1 on any failure.
 
 Python 3.11; the pinned dependencies are in requirements.txt next to this file.
@@ -35,6 +43,8 @@ Python 3.11; the pinned dependencies are in requirements.txt next to this file.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -62,6 +72,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from google.protobuf import descriptor_pool, json_format, message_factory
+from cryptography.hazmat.primitives import serialization
 from google.rpc import error_details_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
@@ -105,6 +116,15 @@ GRPC_TYPES = {"unary", "client_stream", "server_stream", "bidi_stream", "unknown
 PROCESS_FAMILIES = {"process_cpu_seconds", "process_resident_memory_bytes",
                     "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
                     "process_start_time_seconds", "process_threads"}
+
+# The JWK authd publishes for each AUTHD_SIGNING_ALG: its fixed members, and the byte length of
+# each public member whose size the algorithm fixes (RSA: 2048-bit modulus).
+SIGNING_ALGS: dict[str, tuple[dict[str, str], dict[str, int]]] = {
+    "EdDSA": ({"kty": "OKP", "crv": "Ed25519"}, {"x": 32}),
+    "ES256": ({"kty": "EC", "crv": "P-256"}, {"x": 32, "y": 32}),
+    "RS256": ({"kty": "RSA"}, {"n": 256}),
+}
+PRIVATE_JWK_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MAIL_MARK = re.compile(
@@ -214,6 +234,28 @@ def expect_code(fn: Callable[[], Any], code: grpc.StatusCode) -> grpc.RpcError:
     raise AssertionError(f"expected {code.name}, the call succeeded")
 
 
+def expect_refused(fn: Callable[[], Any], error: type[Exception], what: str) -> Exception:
+    """The `error` that `fn` raises; any other exception propagates (and fails the check)."""
+    try:
+        fn()
+    except error as err:
+        return err
+    raise AssertionError(f"accepted {what}")
+
+
+def hs256_forgery(token: str, secret: bytes) -> str:
+    """`token` with its header's alg swapped to HS256 (kid and typ kept, payload untouched) and
+    signed with `secret` as the HMAC key: the algorithm-confusion attack, where the secret is
+    key material a verifier knows anyway (its public key)."""
+    head, payload, _ = token.split(".")
+    header = json.loads(base64url_decode(head))
+    header["alg"] = "HS256"
+    signing_input = base64url_encode(json.dumps(header, separators=(",", ":")).encode()) \
+        + b"." + payload.encode()
+    signature = base64url_encode(hmac.new(secret, signing_input, hashlib.sha256).digest())
+    return (signing_input + b"." + signature).decode()
+
+
 def bad_request_fields(err: grpc.RpcError) -> list[str]:
     """Field names of the google.rpc.BadRequest detail in grpc-status-details-bin."""
     status = rpc_status.from_call(err)
@@ -314,13 +356,20 @@ def main() -> int:
     ap.add_argument("--grpcurl", help="a grpcurl binary: check what it prints of error details")
     ap.add_argument("--node-dir",
                     help="folder with verify.mjs and its node_modules (jose): verify with Node")
+    ap.add_argument("--alg", choices=sorted(SIGNING_ALGS), default="EdDSA",
+                    help="AUTHD_SIGNING_ALG of the server: the alg of its keys and tokens")
+    ap.add_argument("--tokens-only", action="store_true",
+                    help="only reflection, discovery, signup, verification, login and the "
+                         "token checks (a second server, with another --alg)")
     args = ap.parse_args()
+    full = not args.tokens_only
     issuer = args.issuer or f"http://{args.http}"
     # The fallback only keeps later checks meaningful if discovery fails (which fails its check).
     jwks_url = f"http://{args.http}/.well-known/jwks.json"
 
     r = Report()
-    print(f"authd interop check: grpc={args.grpc} http={args.http} issuer={issuer}", flush=True)
+    print(f"authd interop check: grpc={args.grpc} http={args.http} issuer={issuer} "
+          f"alg={args.alg}{'' if full else ' (tokens only)'}", flush=True)
     channel = grpc.insecure_channel(args.grpc)
 
     # ---- 1. reflection -----------------------------------------------------------------------
@@ -423,7 +472,7 @@ def main() -> int:
         expect("public" in cache and "max-age=" in cache, f"Cache-Control {cache!r}")
         doc = json.loads(body)
         expect(doc.get("issuer") == issuer, f"issuer {doc.get('issuer')!r} != {issuer!r}")
-        expect(doc.get("id_token_signing_alg_values_supported") == ["EdDSA"],
+        expect(doc.get("id_token_signing_alg_values_supported") == [args.alg],
                f"algorithms {doc.get('id_token_signing_alg_values_supported')!r}")
         expect(doc.get("subject_types_supported") == ["public"], "subject_types_supported")
         for absent in ("authorization_endpoint", "token_endpoint", "introspection_endpoint"):
@@ -435,7 +484,7 @@ def main() -> int:
         return doc
 
     discovered = r.check("discovery: <issuer>/.well-known/openid-configuration (and RFC 8414 "
-                         "metadata) name the issuer, jwks_uri, EdDSA, no absent endpoints",
+                         f"metadata) name the issuer, jwks_uri, {args.alg}, no absent endpoints",
                          discover)
     if discovered:
         jwks_url = discovered["jwks_uri"]
@@ -478,67 +527,70 @@ def main() -> int:
 
     user = r.check("Signup creates an unverified user", signup)
 
-    def dup_signup():
-        need(user)
-        expect_code(lambda: auth.call("Signup", email=email, password=password, name="Again"),
-                    grpc.StatusCode.ALREADY_EXISTS)
-        expect_code(lambda: auth.call("Signup", email=email.upper(), password=password,
-                                      name="Again"),
-                    grpc.StatusCode.ALREADY_EXISTS)
+    # Here and below, `if full`: what does not depend on the signing key is checked on one
+    # server only (the EdDSA one), to keep the other algorithms' runs short.
+    if full:
+        def dup_signup():
+            need(user)
+            expect_code(lambda: auth.call("Signup", email=email, password=password, name="Again"),
+                        grpc.StatusCode.ALREADY_EXISTS)
+            expect_code(lambda: auth.call("Signup", email=email.upper(), password=password,
+                                          name="Again"),
+                        grpc.StatusCode.ALREADY_EXISTS)
 
-    r.check("Signup again (same email, and upper-cased) -> ALREADY_EXISTS", dup_signup)
+        r.check("Signup again (same email, and upper-cased) -> ALREADY_EXISTS", dup_signup)
 
-    def bad_email():
-        need(auth)
-        err = expect_code(lambda: auth.call("Signup", email="not-an-email", password=password,
-                                            name="Bad"),
-                          grpc.StatusCode.INVALID_ARGUMENT)
-        fields = bad_request_fields(err)
-        expect("email" in fields, f"BadRequest field violations {fields}, expected 'email'")
-        return err
+        def bad_email():
+            need(auth)
+            err = expect_code(lambda: auth.call("Signup", email="not-an-email", password=password,
+                                                name="Bad"),
+                              grpc.StatusCode.INVALID_ARGUMENT)
+            fields = bad_request_fields(err)
+            expect("email" in fields, f"BadRequest field violations {fields}, expected 'email'")
+            return err
 
-    bad_email_error = r.check("Signup with a malformed email -> INVALID_ARGUMENT with "
-                              "BadRequest{email}", bad_email)
+        bad_email_error = r.check("Signup with a malformed email -> INVALID_ARGUMENT with "
+                                  "BadRequest{email}", bad_email)
 
-    def bad_email_reflected():
-        need(bad_email_error)
-        details = reflected_details(bad_email_error, pool)
-        names = [d.DESCRIPTOR.full_name for d in details]
-        expect(names == ["google.rpc.BadRequest"], f"details {names}")
-        expect(details[0].DESCRIPTOR.file.name == "google/rpc/error_details.proto",
-               f"served as {details[0].DESCRIPTOR.file.name}")
-        fields = [v.field for v in details[0].field_violations]
-        expect(fields == ["email"], f"field violations {fields}")
-        expect(all(v.description for v in details[0].field_violations), "no description")
+        def bad_email_reflected():
+            need(bad_email_error)
+            details = reflected_details(bad_email_error, pool)
+            names = [d.DESCRIPTOR.full_name for d in details]
+            expect(names == ["google.rpc.BadRequest"], f"details {names}")
+            expect(details[0].DESCRIPTOR.file.name == "google/rpc/error_details.proto",
+                   f"served as {details[0].DESCRIPTOR.file.name}")
+            fields = [v.field for v in details[0].field_violations]
+            expect(fields == ["email"], f"field violations {fields}")
+            expect(all(v.description for v in details[0].field_violations), "no description")
 
-    r.check("that BadRequest decodes with the descriptor fetched through reflection "
-            "(google/rpc/error_details.proto)", bad_email_reflected)
+        r.check("that BadRequest decodes with the descriptor fetched through reflection "
+                "(google/rpc/error_details.proto)", bad_email_reflected)
 
-    def grpcurl_details():
-        need(auth)
-        if not args.grpcurl:
-            raise Skip("no --grpcurl given")
-        body = json.dumps({"email": "not-an-email", "password": password, "name": "Bad"})
-        run = subprocess.run(
-            [args.grpcurl, "-plaintext", "-max-time", "15", "-d", body, args.grpc,
-             f"{AUTH_SERVICE}/Signup"],
-            capture_output=True, text=True, timeout=30)
-        out = run.stdout + run.stderr
-        expect(run.returncode != 0, f"grpcurl succeeded: {out}")
-        expect("Code: InvalidArgument" in out, f"grpcurl printed: {out}")
-        expect("type.googleapis.com/google.rpc.BadRequest" in out, f"grpcurl printed: {out}")
-        expect(re.search(r'"field":\s*"email"', out) is not None,
-               f"grpcurl does not name the field violation: {out}")
+        def grpcurl_details():
+            need(auth)
+            if not args.grpcurl:
+                raise Skip("no --grpcurl given")
+            body = json.dumps({"email": "not-an-email", "password": password, "name": "Bad"})
+            run = subprocess.run(
+                [args.grpcurl, "-plaintext", "-max-time", "15", "-d", body, args.grpc,
+                 f"{AUTH_SERVICE}/Signup"],
+                capture_output=True, text=True, timeout=30)
+            out = run.stdout + run.stderr
+            expect(run.returncode != 0, f"grpcurl succeeded: {out}")
+            expect("Code: InvalidArgument" in out, f"grpcurl printed: {out}")
+            expect("type.googleapis.com/google.rpc.BadRequest" in out, f"grpcurl printed: {out}")
+            expect(re.search(r'"field":\s*"email"', out) is not None,
+                   f"grpcurl does not name the field violation: {out}")
 
-    r.check("grpcurl (reflection only) prints the BadRequest field violation of a bad Signup",
-            grpcurl_details)
+        r.check("grpcurl (reflection only) prints the BadRequest field violation of a bad Signup",
+                grpcurl_details)
 
-    def unverified_login():
-        need(user)
-        expect_code(lambda: auth.call("Login", email=email, password=password),
-                    grpc.StatusCode.PERMISSION_DENIED)
+        def unverified_login():
+            need(user)
+            expect_code(lambda: auth.call("Login", email=email, password=password),
+                        grpc.StatusCode.PERMISSION_DENIED)
 
-    r.check("Login before verification -> PERMISSION_DENIED", unverified_login)
+        r.check("Login before verification -> PERMISSION_DENIED", unverified_login)
 
     def verify_token():
         need(user)
@@ -557,21 +609,22 @@ def main() -> int:
 
     verified = r.check("VerifyEmail marks the email verified", verify)
 
-    def verify_again():
-        need(verified)
-        expect_code(lambda: auth.call("VerifyEmail", token=vtoken),
-                    grpc.StatusCode.INVALID_ARGUMENT)
+    if full:
+        def verify_again():
+            need(verified)
+            expect_code(lambda: auth.call("VerifyEmail", token=vtoken),
+                        grpc.StatusCode.INVALID_ARGUMENT)
 
-    r.check("VerifyEmail with the spent token -> INVALID_ARGUMENT", verify_again)
+        r.check("VerifyEmail with the spent token -> INVALID_ARGUMENT", verify_again)
 
-    def wrong_password():
-        need(verified)
-        expect_code(lambda: auth.call("Login", email=email, password="wrong " + password),
-                    grpc.StatusCode.UNAUTHENTICATED)
-        expect_code(lambda: auth.call("Login", email="nobody-" + email, password=password),
-                    grpc.StatusCode.UNAUTHENTICATED)
+        def wrong_password():
+            need(verified)
+            expect_code(lambda: auth.call("Login", email=email, password="wrong " + password),
+                        grpc.StatusCode.UNAUTHENTICATED)
+            expect_code(lambda: auth.call("Login", email="nobody-" + email, password=password),
+                        grpc.StatusCode.UNAUTHENTICATED)
 
-    r.check("Login with a wrong password or unknown email -> UNAUTHENTICATED", wrong_password)
+        r.check("Login with a wrong password or unknown email -> UNAUTHENTICATED", wrong_password)
 
     def login(pw: str):
         def run():
@@ -590,28 +643,32 @@ def main() -> int:
 
     tokens = r.check("Login returns a Bearer pair (900 s access, 7 d refresh)", login(password))
 
-    def login_client_id():
-        need(verified)
-        res = auth.call("Login", email=email, password=password, client_id="interop-py")
-        expect(auth.call("Introspect", token=res.access_token).client_id == "interop-py",
-               "Introspect client_id")
-        payload = json.loads(base64url_decode(res.access_token.split(".")[1]))
-        expect(payload.get("client_id") == "interop-py", f"claim {payload.get('client_id')!r}")
-        again = auth.call("Refresh", refresh_token=res.refresh_token)
-        payload = json.loads(base64url_decode(again.access_token.split(".")[1]))
-        expect(payload.get("client_id") == "interop-py", "Refresh lost the client_id")
-        err = expect_code(lambda: auth.call("Login", email=email, password=password,
-                                            client_id="not a client id"),
-                          grpc.StatusCode.INVALID_ARGUMENT)
-        details = reflected_details(err, pool)
-        fields = [v.field for d in details for v in d.field_violations]
-        expect(fields == ["client_id"], f"field violations {fields}")
-        auth.call("Logout", refresh_token=again.refresh_token)
+    if full:
+        def login_client_id():
+            need(verified)
+            res = auth.call("Login", email=email, password=password, client_id="interop-py")
+            expect(auth.call("Introspect", token=res.access_token).client_id == "interop-py",
+                   "Introspect client_id")
+            payload = json.loads(base64url_decode(res.access_token.split(".")[1]))
+            expect(payload.get("client_id") == "interop-py", f"claim {payload.get('client_id')!r}")
+            again = auth.call("Refresh", refresh_token=res.refresh_token)
+            payload = json.loads(base64url_decode(again.access_token.split(".")[1]))
+            expect(payload.get("client_id") == "interop-py", "Refresh lost the client_id")
+            err = expect_code(lambda: auth.call("Login", email=email, password=password,
+                                                client_id="not a client id"),
+                              grpc.StatusCode.INVALID_ARGUMENT)
+            details = reflected_details(err, pool)
+            fields = [v.field for d in details for v in d.field_violations]
+            expect(fields == ["client_id"], f"field violations {fields}")
+            auth.call("Logout", refresh_token=again.refresh_token)
 
-    r.check("Login with client_id: claim, Introspect and Refresh keep it; a bad one -> "
-            "INVALID_ARGUMENT with BadRequest{client_id}", login_client_id)
+        r.check("Login with client_id: claim, Introspect and Refresh keep it; a bad one -> "
+                "INVALID_ARGUMENT with BadRequest{client_id}", login_client_id)
 
-    # ---- 3. PyJWT with the public JWKS only --------------------------------------------------
+    # ---- 3. PyJWT and jose with the public JWKS only -----------------------------------------
+    fixed_members, sized_members = SIGNING_ALGS[args.alg]
+    other_algs = [alg for alg in SIGNING_ALGS if alg != args.alg] + ["HS256"]
+
     def jwks_http():
         with urllib.request.urlopen(jwks_url, timeout=10) as res:
             expect(res.status == 200, f"HTTP {res.status}")
@@ -621,13 +678,21 @@ def main() -> int:
         keys = body.get("keys")
         expect(isinstance(keys, list) and keys, "no keys in the JWK Set")
         for k in keys:
-            expect(k.get("kty") == "OKP" and k.get("crv") == "Ed25519",
-                   f"unexpected key type {k.get('kty')}/{k.get('crv')}")
+            got = {name: k.get(name) for name in fixed_members}
+            expect(got == fixed_members, f"unexpected key type {got}, expected {fixed_members}")
+            expect(k.get("alg") == args.alg and k.get("use") == "sig",
+                   f"alg {k.get('alg')!r}, use {k.get('use')!r}")
             expect("kid" in k, "a key without kid")
-            expect("d" not in k, "the JWKS publishes a private key member 'd'")
+            for name, size in sized_members.items():
+                got_size = len(base64url_decode(k.get(name, "")))
+                expect(got_size == size, f"{name} is {got_size} bytes, expected {size}")
+            private = PRIVATE_JWK_MEMBERS & set(k)
+            expect(not private, f"the JWKS publishes private key members {sorted(private)}")
         return body
 
-    jwks = r.check("GET /.well-known/jwks.json: public Ed25519 keys, cacheable", jwks_http)
+    jwks = r.check(f"GET /.well-known/jwks.json: public {args.alg} keys ({fixed_members['kty']}"
+                   f"{'/' + fixed_members['crv'] if 'crv' in fixed_members else ''}, alg, "
+                   "use sig, kid), cacheable", jwks_http)
 
     def jwks_grpc():
         need(jwks, auth)
@@ -641,11 +706,12 @@ def main() -> int:
         token = tokens.access_token
         header = jwt.get_unverified_header(token)
         expect(header.get("typ") == "at+jwt", f"header typ {header.get('typ')!r}")
-        expect(header.get("alg") == "EdDSA", f"header alg {header.get('alg')!r}")
+        expect(header.get("alg") == args.alg, f"header alg {header.get('alg')!r}")
         client = jwt.PyJWKClient(jwks_url)
         key = client.get_signing_key_from_jwt(token)
         expect(key.key_id == header.get("kid"), "signing key kid differs from the header's")
-        claims = jwt.decode(token, key.key, algorithms=["EdDSA"], audience=args.audience,
+        expect(key.algorithm_name == args.alg, f"PyJWK reads the key as {key.algorithm_name}")
+        claims = jwt.decode(token, key.key, algorithms=[args.alg], audience=args.audience,
                             issuer=issuer,
                             options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]})
         expect(claims["sub"] == user.id, f"sub {claims['sub']!r} != user id {user.id!r}")
@@ -659,49 +725,105 @@ def main() -> int:
         return claims
 
     claims = r.check("PyJWT's PyJWKClient on the discovered jwks_uri validates the access "
-                     "token (EdDSA, typ at+jwt, iss, aud, sub/email/sid/jti/client_id, "
+                     f"token ({args.alg}, typ at+jwt, iss, aud, sub/email/sid/jti/client_id, "
                      "exp-iat=900)", validate_jwt)
+
+    def node_verify(token: str) -> subprocess.CompletedProcess:
+        """verify.mjs on `token`: jose with the algorithms and jwks_uri discovery names."""
+        if not args.node_dir:
+            raise Skip("no --node-dir given")
+        return subprocess.run(
+            ["node", os.path.join(os.path.abspath(args.node_dir), "verify.mjs"), issuer,
+             args.audience, token],
+            capture_output=True, text=True, timeout=30, cwd=args.node_dir)
 
     def node_jose():
         need(tokens, claims, discovered)
-        if not args.node_dir:
-            raise Skip("no --node-dir given")
-        run = subprocess.run(
-            ["node", os.path.join(os.path.abspath(args.node_dir), "verify.mjs"), issuer,
-             args.audience, tokens.access_token],
-            capture_output=True, text=True, timeout=30, cwd=args.node_dir)
+        run = node_verify(tokens.access_token)
         expect(run.returncode == 0, f"jose refused: {run.stderr.strip() or run.stdout}")
         verified = json.loads(run.stdout)
         expect(verified["claims"] == claims, "jose's claims differ from PyJWT's")
         expect(verified["header"].get("typ") == "at+jwt", f"header {verified['header']}")
+        expect(verified["header"].get("alg") == args.alg, f"header {verified['header']}")
 
-    r.check("Node jose: createRemoteJWKSet on the discovered jwks_uri verifies the token",
-            node_jose)
+    r.check(f"Node jose: createRemoteJWKSet on the discovered jwks_uri verifies the {args.alg} "
+            "token", node_jose)
 
     def jwt_negative():
         need(claims)
         token = tokens.access_token
         key = jwt.PyJWKClient(jwks_url).get_signing_key_from_jwt(token)
-        try:
-            jwt.decode(token, key.key, algorithms=["EdDSA"], audience="someone-else",
-                       issuer=issuer)
-            raise AssertionError("accepted with a wrong audience")
-        except jwt.InvalidAudienceError:
-            pass
+        expect_refused(lambda: jwt.decode(token, key.key, algorithms=[args.alg],
+                                          audience="someone-else", issuer=issuer),
+                       jwt.InvalidAudienceError, "a wrong audience")
         head, payload, sig = token.split(".")
         forged = json.loads(base64url_decode(payload))
         forged["email"] = "mallory@example.com"
         forged_payload = base64url_encode(
             json.dumps(forged, separators=(",", ":")).encode()).decode()
-        try:
-            jwt.decode(f"{head}.{forged_payload}.{sig}", key.key, algorithms=["EdDSA"],
-                       audience=args.audience, issuer=issuer)
-            raise AssertionError("accepted a token with an altered payload")
-        except jwt.InvalidSignatureError:
-            pass
+        expect_refused(lambda: jwt.decode(f"{head}.{forged_payload}.{sig}", key.key,
+                                          algorithms=[args.alg], audience=args.audience,
+                                          issuer=issuer),
+                       jwt.InvalidSignatureError, "a token with an altered payload")
 
     r.check("PyJWT rejects the token for another audience and with an altered payload",
             jwt_negative)
+
+    def other_algorithms():
+        need(claims)
+        token = tokens.access_token
+        key = jwt.PyJWKClient(jwks_url).get_signing_key_from_jwt(token)
+        for other in other_algs:
+            expect_refused(lambda: jwt.decode(token, key.key, algorithms=[other],
+                                              audience=args.audience, issuer=issuer),
+                           jwt.InvalidAlgorithmError, f"algorithms=[{other!r}]")
+
+    r.check(f"PyJWT refuses the genuine {args.alg} token when algorithms names only "
+            f"{', '.join(other_algs)}", other_algorithms)
+
+    def hs256_confusion():
+        need(claims, jwks, discovered)
+        token = tokens.access_token
+        key = jwt.PyJWKClient(jwks_url).get_signing_key_from_jwt(token)
+        jwk = next(k for k in jwks["keys"] if k["kid"] == key.key_id)
+        pem = key.key.public_bytes(serialization.Encoding.PEM,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+        # Control: PyJWT takes such a forgery (under a plain secret: it will not take a PEM or a
+        # JWK as an HMAC secret) as a valid HS256 token, so the refusals below are about the alg.
+        plain = secrets.token_bytes(32)
+        control = jwt.decode(hs256_forgery(token, plain), plain, algorithms=["HS256"],
+                             audience=args.audience, issuer=issuer)
+        expect(control == claims, "the control forgery's claims differ")
+        for material, secret in (("the public key's PEM", pem),
+                                 ("the published JWK", json.dumps(jwk).encode())):
+            forged = hs256_forgery(token, secret)
+            expect(jwt.get_unverified_header(forged)["kid"] == key.key_id, "kid lost")
+            # The verifier as configured above: the JWK Set's key and algorithms=[alg].
+            expect_refused(lambda: jwt.decode(forged, key.key, algorithms=[args.alg],
+                                              audience=args.audience, issuer=issuer),
+                           jwt.InvalidAlgorithmError, f"HS256 keyed with {material}")
+            # The PyJWK itself, no algorithms list: the JWK's alg binds the key.
+            bound = jwt.PyJWKClient(jwks_url).get_signing_key_from_jwt(forged)
+            expect_refused(lambda: jwt.decode(forged, bound, audience=args.audience,
+                                              issuer=issuer),
+                           jwt.InvalidAlgorithmError, f"HS256 keyed with {material} (PyJWK)")
+            run = node_verify(forged)
+            expect(run.returncode != 0, f"jose accepted HS256 keyed with {material}")
+            reason = run.stderr.strip()
+            # verify.mjs's algorithms list stops it first (JOSEAlgNotAllowed); without that
+            # list the JWK Set has no key for HS256 (JOSENotSupported, JWKSNoMatchingKey).
+            expect(reason.split(":")[0] in ("JOSEAlgNotAllowed", "JOSENotSupported",
+                                            "JWKSNoMatchingKey"),
+                   f"jose refused HS256 keyed with {material}, but not for its alg: {reason}")
+
+    r.check(f"algorithm confusion: the {args.alg} token re-signed as HS256 with the public key "
+            "(PEM, JWK) as HMAC secret is refused by PyJWT (algorithms=[alg], and a bare PyJWK) "
+            "and by jose", hs256_confusion)
+
+    if not full:  # the rest (introspection, ext_authz, sessions, reset, /metrics): key-agnostic
+        channel.close()
+        print(f"{r.passed} passed, {r.failed} failed", flush=True)
+        return 1 if r.failed else 0
 
     # ---- 4. introspection, refresh, logout ---------------------------------------------------
     def introspect_active():
@@ -837,7 +959,7 @@ def main() -> int:
         expect(res.token_type == "Bearer" and res.expires_in == args.access_ttl,
                "bad token_type / expires_in")
         key = jwt.PyJWKClient(jwks_url).get_signing_key_from_jwt(res.access_token)
-        new_claims = jwt.decode(res.access_token, key.key, algorithms=["EdDSA"],
+        new_claims = jwt.decode(res.access_token, key.key, algorithms=[args.alg],
                                 audience=args.audience, issuer=issuer)
         expect(new_claims["sid"] == claims["sid"], "refresh moved to another session")
         expect(new_claims["jti"] != claims["jti"], "refreshed token reuses the jti")
@@ -983,7 +1105,7 @@ def main() -> int:
         need(was_reset)
         res = login(new_password)()
         key = jwt.PyJWKClient(jwks_url).get_signing_key_from_jwt(res.access_token)
-        jwt.decode(res.access_token, key.key, algorithms=["EdDSA"], audience=args.audience,
+        jwt.decode(res.access_token, key.key, algorithms=[args.alg], audience=args.audience,
                    issuer=issuer)
         expect(auth.call("Introspect", token=res.access_token).active, "new session inactive")
 

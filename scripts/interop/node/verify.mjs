@@ -1,6 +1,7 @@
 // Node's jose against authd, starting from the issuer URL alone: fetch the OpenID configuration,
-// build createRemoteJWKSet from its jwks_uri, and verify an access token (EdDSA, typ at+jwt, iss,
-// aud). Prints the verified claims as one JSON line; exits 1 with the reason on any failure.
+// build createRemoteJWKSet from its jwks_uri, and verify an access token (an alg that discovery
+// names, typ at+jwt, iss, aud). Prints the verified header and claims as one JSON line; exits 1
+// with the reason (the error's name first) on any failure.
 // Run by scripts/interop/check.py:  node verify.mjs ISSUER AUDIENCE TOKEN
 import { createRemoteJWKSet, jwtVerify } from "jose";
 
