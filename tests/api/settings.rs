@@ -110,10 +110,41 @@ fn every_bad_setting_stops_start_up_naming_it() {
         ("AUTHD_SHUTDOWN_GRACE", "5 seconds".into()),
         ("AUTHD_SERVICE_NAME", " ".into()),
         ("AUTHD_INTROSPECT_CLIENTS", format!("billing:{SECRET}")),
+        ("AUTHD_SIGNING_ALG", "HS256".into()),
+        ("AUTHD_KEY_ROTATION_INTERVAL", "10m".into()),
+        ("AUTHD_KEY_RELOAD_INTERVAL", "0s".into()),
+        ("AUTHD_KEY_ENCRYPTION_KEY", SECRET.into()),
+        (
+            "AUTHD_KEY_ENCRYPTION_KEY",
+            format!("{SECRET}{SECRET}{SECRET}{SECRET}"),
+        ),
+        ("AUTHD_KEY_ENCRYPTION_KEY_FILE", "/nonexistent/kek".into()),
     ];
     for (name, value) in &cases {
         refused(&[(name, value)], &["serve"], name);
     }
+}
+
+#[test]
+fn the_keys_commands_check_their_settings_too() {
+    for command in [["keys", "list"], ["keys", "rotate"], ["keys", "reseal"]] {
+        refused(
+            &[("AUTHD_KEY_ENCRYPTION_KEY", SECRET)],
+            &command,
+            "AUTHD_KEY_ENCRYPTION_KEY",
+        );
+        refused(&[("AUTHD_ACCESS_TTL", "0s")], &command, "AUTHD_ACCESS_TTL");
+    }
+    refused(
+        &[("AUTHD_OLD_KEY_ENCRYPTION_KEY", SECRET)],
+        &["keys", "reseal"],
+        "AUTHD_OLD_KEY_ENCRYPTION_KEY",
+    );
+    refused(
+        &[],
+        &["keys", "rotate", "--key-reload-interval", "0s"],
+        "--key-reload-interval",
+    );
 }
 
 #[test]
