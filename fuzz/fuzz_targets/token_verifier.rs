@@ -26,7 +26,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let kid = pair.kid().to_owned();
     let keys = KeySet::new(&[ScheduledKey {
         pair,
-        activates_at: 0,
+        activates_at_ms: 0,
     }])
     .expect("a key set");
     let tokens = AccessTokens::new(

@@ -92,7 +92,7 @@ mod tests {
         let pair = KeyPair::generate(SigningAlg::EdDSA)?;
         let ring = KeyRing::new(KeySet::new(&[ScheduledKey {
             pair,
-            activates_at: 0,
+            activates_at_ms: 0,
         }])?);
         Ok(AccessTokens::new(
             Arc::new(ring),

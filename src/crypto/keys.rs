@@ -211,24 +211,24 @@ impl KeyPair {
     }
 }
 
-/// A published key and when it signs (unix seconds): from `activates_at` until a later key's
-/// `activates_at`.
+/// A published key and when it signs (unix milliseconds): from `activates_at_ms` until a later
+/// key's.
 #[derive(Debug, Clone)]
 pub struct ScheduledKey {
     pub pair: KeyPair,
-    pub activates_at: i64,
+    pub activates_at_ms: i64,
 }
 
 struct Signer {
     kid: String,
     algorithm: Algorithm,
     key: EncodingKey,
-    activates_at: i64,
+    activates_at_ms: i64,
 }
 
 /// The keys in force: all are published and verify; each signs in its time.
 pub struct KeySet {
-    /// Ascending by `activates_at`.
+    /// In the order they sign: ascending by `activates_at_ms`, ties in the order given.
     signers: Vec<Signer>,
     /// The published keys as the verifier reads them: parsed from the very JWK Set served.
     public: PublicKeys,
@@ -237,7 +237,7 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// Publishes `keys`. Each is checked by signing a probe and verifying it with the key as a
+    /// Publishes `keys`, given in the order they sign. Each is checked by signing a probe and verifying it with the key as a
     /// verifier reads it from the JWK Set, so a key that could not be verified never signs.
     pub fn new(keys: &[ScheduledKey]) -> anyhow::Result<Self> {
         anyhow::ensure!(!keys.is_empty(), "no signing key");
@@ -255,10 +255,11 @@ impl KeySet {
                 kid: pair.kid.clone(),
                 algorithm,
                 key: pair.encoding_key(),
-                activates_at: scheduled.activates_at,
+                activates_at_ms: scheduled.activates_at_ms,
             });
         }
-        signers.sort_by(|a, b| (a.activates_at, &a.kid).cmp(&(b.activates_at, &b.kid)));
+        // Stable: keys that start in the same millisecond keep the life cycle's order.
+        signers.sort_by_key(|s| s.activates_at_ms);
         let public = PublicKeys::from_jwk_set(&set);
         anyhow::ensure!(
             public.len() == keys.len(),
@@ -294,8 +295,9 @@ impl KeySet {
         })
     }
 
-    /// Signs `claims` as a JWT with the key active at `now` (unix seconds): the one with the
-    /// latest `activates_at` not after `now` (the earliest key, should none be active yet).
+    /// Signs `claims` as a JWT with the key active at `now` (unix seconds, the token's `iat`):
+    /// the last to start at or before it (the earliest key, should none be active yet). A key
+    /// starting within a second signs from the next whole second, never early.
     pub fn sign(
         &self,
         header: &mut jsonwebtoken::Header,
@@ -306,7 +308,7 @@ impl KeySet {
             .signers
             .iter()
             .rev()
-            .find(|s| s.activates_at <= now)
+            .find(|s| s.activates_at_ms <= now.saturating_mul(1000))
             .or_else(|| self.signers.first())
             .ok_or_else(|| anyhow::anyhow!("no signing key"))?;
         header.alg = signer.algorithm;
@@ -358,10 +360,10 @@ impl KeyRing {
 mod tests {
     use super::*;
 
-    fn scheduled(pair: &KeyPair, activates_at: i64) -> ScheduledKey {
+    fn scheduled(pair: &KeyPair, activates_at_secs: i64) -> ScheduledKey {
         ScheduledKey {
             pair: pair.clone(),
-            activates_at,
+            activates_at_ms: activates_at_secs * 1000,
         }
     }
 
@@ -436,6 +438,24 @@ mod tests {
         assert_eq!(kid_at(150)?, (Some(old.kid().into()), Algorithm::EdDSA));
         assert_eq!(kid_at(200)?, (Some(new.kid().into()), Algorithm::ES256));
         assert_eq!(kid_at(50)?.0.as_deref(), Some(old.kid()), "none active yet");
+        // Two keys that start in the same second: the order given decides, as the life cycle
+        // ordered them; one starting within the second signs from the next.
+        let mut first = scheduled(&old, 300);
+        first.activates_at_ms += 200;
+        let mut second = scheduled(&new, 300);
+        second.activates_at_ms += 200;
+        let set = KeySet::new(&[first, second])?;
+        let mut header = jsonwebtoken::Header::default();
+        let at_300 = set.sign(&mut header, &serde_json::json!({}), 300)?;
+        assert_eq!(
+            jsonwebtoken::decode_header(&at_300)?.kid.as_deref(),
+            Some(old.kid())
+        );
+        let at_301 = set.sign(&mut header, &serde_json::json!({}), 301)?;
+        assert_eq!(
+            jsonwebtoken::decode_header(&at_301)?.kid.as_deref(),
+            Some(new.kid())
+        );
         assert_eq!(set.algorithms().len(), 2);
         Ok(())
     }

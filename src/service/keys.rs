@@ -279,6 +279,8 @@ impl KeyManager {
 
     async fn rebuild(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
         let (set, loaded) = build(&self.store, &self.policy, self.sealer.as_ref(), now).await?;
+        let kids: Vec<&str> = loaded.iter().map(|k| k.kid.as_str()).collect();
+        tracing::info!(?kids, "signing keys reloaded");
         self.ring.replace(set);
         *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) = loaded;
         Ok(())
@@ -715,7 +717,7 @@ async fn build(
         };
         published.push(ScheduledKey {
             pair: KeyPair::from_parts(meta.kid.clone(), algorithm_of(meta)?, clear)?,
-            activates_at: unix_ceil(meta.activates_at),
+            activates_at_ms: meta.activates_at.timestamp_millis(),
         });
     }
     let set = KeySet::new(&published)?;
@@ -725,11 +727,6 @@ async fn build(
         .collect();
     live.sort_by(|a, b| a.kid.cmp(&b.kid));
     Ok((set, live))
-}
-
-/// Unix seconds, rounded up: a key never signs before its `activates_at`.
-fn unix_ceil(at: DateTime<Utc>) -> i64 {
-    at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0)
 }
 
 fn add(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {

@@ -423,7 +423,12 @@ async fn a_token_signed_by_a_key_of_one_type_under_another_keys_kid_is_refused()
         }
     })
     .await;
-    assert!(rsa.is_some(), "the RS256 key never signed");
+    if rsa.is_none() {
+        panic!(
+            "the RS256 key never signed: {:?}",
+            listed(&app.db, &[]).await
+        );
+    }
     let rs_tokens = app
         .login("types@example.com", crate::helpers::PASSWORD)
         .await
