@@ -45,6 +45,17 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCommand::Retire { kid, keys } => {
+            // A kid is a thumbprint: base64url, 43 characters. Anything else is not echoed.
+            let plausible = (1..=64).contains(&kid.len())
+                && kid
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !plausible {
+                anyhow::bail!(
+                    "that is not a key id: kids are base64url (A-Z a-z 0-9 - _), as `authd keys \
+                     list` shows them"
+                );
+            }
             let (store, manager) = manage(&keys).await?;
             let retirement = manager.retire(&kid).await;
             store.close().await;

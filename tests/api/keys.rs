@@ -269,6 +269,14 @@ async fn retire_refuses_the_keys_tokens_at_once_and_another_key_signs() {
     let unknown = app.db.keys_command(&["retire", "no-such-kid"], &[]).await;
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no signing key with kid"));
+    let huge = "a%".repeat(50_000);
+    let odd = app.db.keys_command(&["retire", &huge], &[]).await;
+    let said = String::from_utf8_lossy(&odd.stderr).into_owned();
+    assert!(
+        !odd.status.success() && said.contains("not a key id"),
+        "{said}"
+    );
+    assert!(said.len() < 500, "the input is not echoed");
 }
 
 #[tokio::test]
