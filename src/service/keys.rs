@@ -250,13 +250,15 @@ impl KeyManager {
     /// One reload: takes the steps that are due, and rebuilds the ring when the keys in the
     /// database are not those it was built from (another replica or the CLI changed them).
     pub async fn reload(&self) -> anyhow::Result<()> {
-        let now = Utc::now();
+        let mut now = Utc::now();
         let live = self.store.live_signing_keys().await?;
         let due = due_steps(&live, now, &self.policy);
         if !due.is_empty() {
             let mut spare = None;
             if needs_key(&due) {
                 spare = Some(generate(self.policy.algorithm).await?);
+                // Making it may have taken seconds: times count from now.
+                now = Utc::now();
             }
             let made = self
                 .store
@@ -290,9 +292,9 @@ impl KeyManager {
     /// signing after the publish lead. One already waiting is kept (so two rotations at once
     /// make one key); one of another algorithm is withdrawn (it never signed) and replaced.
     pub async fn rotate(&self) -> anyhow::Result<Rotation> {
-        let now = Utc::now();
         let policy = &self.policy;
         let mut spare = Some(generate(policy.algorithm).await?);
+        let now = Utc::now();
         let rotation = self
             .store
             .change_signing_keys(|rows| {
@@ -338,10 +340,10 @@ impl KeyManager {
     /// validating. When it was the key signing, the newest remaining published key signs from
     /// now on (a retiring key, or a `next` key brought forward); with none, a new key does.
     pub async fn retire(&self, kid: &str) -> anyhow::Result<Retirement> {
-        let now = Utc::now();
         let policy = &self.policy;
         // Needed only when the key is the last one published: made outside the lock anyway.
         let mut spare = Some(generate(policy.algorithm).await?);
+        let now = Utc::now();
         let retirement = self
             .store
             .change_signing_keys(|rows| {
