@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
@@ -277,8 +278,14 @@ impl Application {
             .add_service(crate::grpc::codec::FramingErrors::new(ext_authz));
         let grpc_stopped = stopped(stop_rx.clone());
         let grpc_task = match self.grpc_tls {
+            // Serving from a listener stream bypasses tonic's own TCP_NODELAY setting: without
+            // it a two-part response waits for the client's delayed ACK (about 40 ms).
             None => tokio::spawn(grpc.serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.grpc_listener),
+                TcpListenerStream::new(self.grpc_listener).map(|accepted| {
+                    accepted.inspect(|stream| {
+                        let _ = stream.set_nodelay(true);
+                    })
+                }),
                 grpc_stopped,
             )),
             Some(tls) => tokio::spawn(
