@@ -13,6 +13,7 @@
 //! ([`Store::change_signing_keys`]), after reading the rows again, so two replicas (or a
 //! replica and the CLI) never both make a key for one rotation.
 
+use super::after;
 use crate::crypto::keys::{KeyPair, KeyRing, KeySet, ScheduledKey, SigningAlg};
 use crate::crypto::seal::Sealer;
 use crate::store::{KeyChange, KeyMeta, KeyRow, Store};
@@ -91,7 +92,7 @@ pub fn statuses(keys: &[KeyMeta], now: DateTime<Utc>, access_ttl: Duration) -> V
                 match position.and_then(|i| signed.get(i + 1)) {
                     None => (KeyState::Active, None),
                     Some(successor) => {
-                        let until = add(successor.activates_at, access_ttl + RETIRE_MARGIN);
+                        let until = after(successor.activates_at, access_ttl + RETIRE_MARGIN);
                         let state = if now < until {
                             KeyState::Retiring
                         } else {
@@ -136,13 +137,13 @@ fn due_steps(keys: &[KeyMeta], now: DateTime<Utc>, policy: &KeyPolicy) -> Vec<St
         }),
         (None, None) => steps.push(Step::Make { activates_at: now }),
         (Some(active), None) if !policy.rotation_interval.is_zero() => {
-            let due = add(
+            let due = after(
                 active.meta.activates_at,
                 policy.rotation_interval.saturating_sub(policy.publish_lead),
             );
             if now >= due {
                 steps.push(Step::Make {
-                    activates_at: add(now, policy.publish_lead),
+                    activates_at: after(now, policy.publish_lead),
                 });
             }
         }
@@ -320,7 +321,7 @@ impl KeyManager {
                         at: now,
                     })
                     .collect();
-                let activates_at = add(now, policy.publish_lead);
+                let activates_at = after(now, policy.publish_lead);
                 let pair = take_or_make(&mut spare, policy.algorithm)?;
                 let (kid, insert) = new_key(pair, self.sealer.as_ref(), activates_at, now)?;
                 changes.push(insert);
@@ -729,13 +730,6 @@ async fn build(
         .collect();
     live.sort_by(|a, b| a.kid.cmp(&b.kid));
     Ok((set, live))
-}
-
-fn add(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(duration)
-        .ok()
-        .and_then(|d| at.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 #[cfg(test)]
