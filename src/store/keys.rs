@@ -80,7 +80,7 @@ impl Store {
             )>()
             .all(&self.db)
             .await?;
-        Ok(rows
+        let mut keys: Vec<KeyMeta> = rows
             .into_iter()
             .map(
                 |(kid, algorithm, created_at, activates_at, retired_at, sealed_with)| KeyMeta {
@@ -92,11 +92,9 @@ impl Store {
                     sealed_with,
                 },
             )
-            .collect::<Vec<_>>())
-        .map(|mut keys| {
-            keys.sort_by(|a, b| a.kid.cmp(&b.kid));
-            keys
-        })
+            .collect();
+        keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+        Ok(keys)
     }
 
     /// Reads every key and applies what `decide` makes of them, as one step that replicas and
