@@ -118,7 +118,21 @@ impl TestDb {
         // scripts/test gives each run a prefix of its own and drops exactly those databases.
         let prefix =
             std::env::var("AUTHD_TEST_DB_PREFIX").unwrap_or_else(|_| "authd_test_".to_owned());
-        let name = format!("{prefix}{}", uuid::Uuid::now_v7().simple());
+        // PostgreSQL cuts names at 63 bytes without an error, so the part that makes a name
+        // unique must fit whole: a 41-byte prefix plus a 32-hex UUID lost its last ten digits,
+        // and two databases made in the same millisecond got one name. Now: this process, a
+        // count, and the random low 32 bits of a v7 UUID, at most 22 bytes after the prefix.
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!(
+            "{prefix}{:x}_{made}_{:08x}",
+            std::process::id(),
+            uuid::Uuid::now_v7().as_u128() as u32
+        );
+        assert!(
+            name.len() <= 63,
+            "test database name {name} is longer than PostgreSQL's 63 bytes: shorten AUTHD_TEST_DB_PREFIX"
+        );
         admin
             .execute_unprepared(&format!("CREATE DATABASE {name}"))
             .await
