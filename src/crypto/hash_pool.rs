@@ -114,23 +114,6 @@ impl HashPool {
         rx.await.context("password hashing thread went away")?
     }
 
-    /// Like [`run`](Self::run), blocking the calling thread; for start-up, when every thread is
-    /// free.
-    pub fn run_now<T, F>(&self, work: F) -> anyhow::Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce() -> anyhow::Result<T> + Send + 'static,
-    {
-        let permit = Arc::clone(&self.permits)
-            .try_acquire_owned()
-            .context("password hasher is busy")?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.submit(permit, work, move |result| {
-            let _ = tx.send(result);
-        })?;
-        rx.recv().context("password hashing thread went away")?
-    }
-
     fn submit<T, F>(
         &self,
         permit: OwnedSemaphorePermit,

@@ -122,9 +122,16 @@ impl PasswordHasher {
             bcrypt_cost: settings.bcrypt_cost,
             dummy_hash: String::new(),
         };
+        // On a thread of its own, not on the pool: a hashing thread would keep the buffer
+        // (19 MiB at the default cost) for IDLE_RELEASE after start-up. Off the pool the buffer
+        // is one mapping, unmapped when the hash is done, and the thread ends with it.
         let first = inner.clone();
-        inner.dummy_hash =
-            pool.run_now(move || first.hash("authd dummy password: never matches a real login"))?;
+        inner.dummy_hash = std::thread::scope(|scope| {
+            scope
+                .spawn(|| first.hash("authd dummy password: never matches a real login"))
+                .join()
+                .map_err(|_| anyhow::anyhow!("the dummy hash panicked"))?
+        })?;
         Ok(Self {
             inner: Arc::new(inner),
             pool,

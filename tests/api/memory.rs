@@ -76,9 +76,19 @@ async fn a_login_flood_leaves_memory_bounded_and_it_goes_back_when_idle() {
         .await
         .unwrap();
 
-    // At rest: the start-up dummy hash's buffer has been given back (10 s after it).
-    tokio::time::sleep(Duration::from_secs(11)).await;
+    // At rest from the start: the start-up dummy hash's buffer (19 MiB) is not kept, neither
+    // for the process's life nor for a hashing thread's idle time (10 s), so RSS a second
+    // after start is what it is eleven seconds later.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let just_started = rss_kib(pid);
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let start = rss_kib(pid);
+    assert!(
+        just_started < start + 8 * 1024,
+        "RSS was {} MB a second after start and {} MB ten seconds later: the dummy hash's buffer was kept",
+        just_started / 1024,
+        start / 1024
+    );
 
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let sampler = tokio::spawn({
