@@ -13,6 +13,7 @@ mod maintenance;
 mod one_time;
 mod outbox;
 mod revocations;
+mod session_reads;
 mod sessions;
 mod throttles;
 mod users;
@@ -62,6 +63,8 @@ pub struct Store {
     outbox: Arc<Notify>,
     /// Rung when sessions ended, after the commit (see `Store::revocations_recorded`).
     revocations: Arc<Notify>,
+    /// Concurrent session reads of token checks, made in one query.
+    session_reads: Arc<session_reads::SessionReads>,
 }
 
 /// What went wrong talking to the database.
@@ -149,6 +152,7 @@ impl Store {
             db,
             outbox: Arc::new(Notify::new()),
             revocations: Arc::new(Notify::new()),
+            session_reads: Arc::default(),
         })
     }
 

@@ -144,8 +144,10 @@ impl Store {
         Ok(Rotation::Rotated)
     }
 
+    /// The session as it is now: read together with the other reads asked for meanwhile (see
+    /// `session_reads`), by a query that starts after this call.
     pub async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(session::Entity::find_by_id(id.0).one(&self.db).await?)
+        self.session_reads.read(&self.db, id.0).await
     }
 
     /// Ends one session; ending an ended session changes nothing.

@@ -91,3 +91,73 @@ async fn verify_reset_and_login_at_once_end_consistently() {
         }
     }
 }
+
+/// Token checks read their sessions together (one query for the reads asked meanwhile). A flood
+/// of parallel Introspects over many sessions must still answer each token for its own session,
+/// and a logout must count for every check asked after it returned, however busy the reads are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_introspects_each_see_their_own_session_and_every_logout_before_them() {
+    let mut app = TestApp::spawn().await;
+    let mut sessions = Vec::new();
+    for user in 0..4 {
+        let email = format!("reader{user}@example.com");
+        let first = app.signup_verified_login(&email).await;
+        sessions.push(first);
+        for _ in 0..3 {
+            sessions.push(app.login(&email, PASSWORD).await.expect("login"));
+        }
+    }
+    // Half the sessions end before the flood.
+    for ended in sessions.iter().step_by(2) {
+        app.logout(&ended.refresh_token, false).await;
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut flood = tokio::task::JoinSet::new();
+    for caller in 0..24 {
+        let mut client = app.client.clone();
+        let tokens: Vec<(String, bool)> = sessions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.access_token.clone(), i % 2 == 1))
+            .collect();
+        let stop = stop.clone();
+        flood.spawn(async move {
+            let mut checked = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (token, live) = &tokens[(caller + checked) % tokens.len()];
+                let answer = client
+                    .introspect(pb::IntrospectRequest {
+                        token: token.clone(),
+                    })
+                    .await
+                    .expect("introspect")
+                    .into_inner();
+                checked += 1;
+                // A live one may be logged out by the loop below while the flood runs; an ended
+                // one must never come back.
+                if !live {
+                    assert!(!answer.active, "an ended session's token was active");
+                }
+            }
+            checked
+        });
+    }
+    // While the flood keeps the reads busy: each logout counts for the very next check.
+    for live in sessions.iter().skip(1).step_by(2) {
+        assert!(
+            app.introspect(&live.access_token).await.active,
+            "live before its logout"
+        );
+        app.logout(&live.refresh_token, false).await;
+        assert!(
+            !app.introspect(&live.access_token).await.active,
+            "a check asked after the logout returned saw the session live"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    while let Some(done) = flood.join_next().await {
+        total += done.expect("a flood caller failed");
+    }
+    assert!(total > 100, "the flood made only {total} checks");
+}
