@@ -167,13 +167,28 @@ impl Drop for HashPool {
     }
 }
 
+/// A login flood keeps every core hashing. At equal priority a token check that becomes ready
+/// then waits for a scheduler slice behind a hash (milliseconds); at a lower one the async workers
+/// run at once and a hash waits a little instead. With nothing else to run, hashes still get the
+/// whole machine. On Linux a thread's niceness is its own (`setpriority` on its thread id).
+fn lower_priority() {
+    let thread = rustix::thread::gettid();
+    if let Err(err) = rustix::process::setpriority_process(Some(thread), HASHING_NICE) {
+        tracing::debug!(error = %err, "could not lower the hashing thread's priority");
+    }
+}
+
 fn lock(state: &Mutex<QueueState>) -> MutexGuard<'_, QueueState> {
     // A job never runs under the lock, so a poisoned lock still holds a consistent queue.
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The niceness of hashing threads (0 is the async workers', 19 the lowest).
+const HASHING_NICE: i32 = 10;
+
 /// One hashing thread: takes jobs until the pool is dropped.
 fn work(queue: &Queue, memory: Memory, idle_release: Duration) {
+    lower_priority();
     MEMORY.set(memory);
     loop {
         let holding = MEMORY.with_borrow(|memory| !memory.blocks.is_empty());
