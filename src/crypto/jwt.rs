@@ -3,12 +3,17 @@
 //! Verification trusts nothing in the token's header but the `kid` and an `alg` that must be
 //! the named key's own.
 
-use super::keys::KeyRing;
+use super::keys::{KeyRing, KeySet};
 use crate::domain::{ClientId, SessionId, UserId};
 use authd_verifier::{ACCESS_TOKEN_TYP, AccessClaims, Audience, Checks};
 use jsonwebtoken::{Algorithm, Header};
-use std::sync::Arc;
-use std::time::Duration;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Tokens whose signature check is remembered ([`Verified`]); past this, the memory starts over.
+const VERIFIED_CAPACITY: usize = 4096;
 
 /// Who a token is for; what the issuer needs besides the clock and its settings.
 pub struct Subject<'a> {
@@ -26,6 +31,7 @@ pub struct AccessTokens {
     audience: Audience,
     ttl: Duration,
     checks: Checks,
+    verified: Verified,
 }
 
 impl AccessTokens {
@@ -44,6 +50,7 @@ impl AccessTokens {
             audience,
             ttl,
             checks,
+            verified: Verified::default(),
         }
     }
 
@@ -75,9 +82,69 @@ impl AccessTokens {
 
     /// The claims of a well-formed, correctly signed, unexpired access token of ours; `None` for
     /// anything else. Whether its session is still live is the caller's to check.
+    ///
+    /// Services check the same token on every request of its 15 minutes, so a token that passed
+    /// is remembered (by its SHA-256) with its claims, for as long as the key set that passed it
+    /// is in force: a rotation or a retired key forgets everything. A remembered token is still
+    /// refused once it expires. Only tokens that passed are remembered, so garbage cannot fill
+    /// the memory, and it is bounded by [`VERIFIED_CAPACITY`].
     pub fn verify(&self, token: &str) -> Option<AccessClaims> {
         let keys = self.keys.current();
-        self.checks.check(token, keys.public_keys()).ok()
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = now_secs();
+        if let Some(claims) = self.verified.get(&keys, &digest, now) {
+            return Some(claims);
+        }
+        let claims = self.checks.check(token, keys.public_keys()).ok()?;
+        self.verified.put(&keys, digest, &claims, now);
+        Some(claims)
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Access tokens that passed every check, by digest, under one key set.
+#[derive(Default)]
+struct Verified {
+    state: Mutex<VerifiedState>,
+}
+
+#[derive(Default)]
+struct VerifiedState {
+    /// The key set the entries were checked against; another one empties the memory.
+    keys: Option<Arc<KeySet>>,
+    tokens: HashMap<[u8; 32], AccessClaims>,
+}
+
+impl Verified {
+    fn get(&self, keys: &Arc<KeySet>, digest: &[u8; 32], now: i64) -> Option<AccessClaims> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let same_keys = state.keys.as_ref().is_some_and(|k| Arc::ptr_eq(k, keys));
+        // authd's tokens carry no `nbf` and its checks allow no leeway: `exp` is the only time.
+        state
+            .tokens
+            .get(digest)
+            .filter(|claims| same_keys && now < claims.exp)
+            .cloned()
+    }
+
+    fn put(&self, keys: &Arc<KeySet>, digest: [u8; 32], claims: &AccessClaims, now: i64) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !state.keys.as_ref().is_some_and(|k| Arc::ptr_eq(k, keys)) {
+            state.tokens.clear();
+            state.keys = Some(Arc::clone(keys));
+        }
+        if state.tokens.len() >= VERIFIED_CAPACITY {
+            state.tokens.retain(|_, claims| now < claims.exp);
+            if state.tokens.len() >= VERIFIED_CAPACITY {
+                state.tokens.clear();
+            }
+        }
+        state.tokens.insert(digest, claims.clone());
     }
 }
 
@@ -163,6 +230,66 @@ mod tests {
         assert_eq!(tokens.verify(&other), None, "a token signed by another key");
         assert_eq!(tokens.verify("not.a.jwt"), None);
         assert_eq!(tokens.verify(""), None);
+        Ok(())
+    }
+
+    fn ring_with_new_key() -> anyhow::Result<Arc<KeyRing>> {
+        Ok(Arc::new(KeyRing::new(KeySet::new(&[ScheduledKey {
+            pair: KeyPair::generate(SigningAlg::EdDSA)?,
+            activates_at_ms: 0,
+        }])?)))
+    }
+
+    #[test]
+    fn a_remembered_token_is_forgotten_when_the_key_set_changes() -> anyhow::Result<()> {
+        let ring = ring_with_new_key()?;
+        let tokens = AccessTokens::new(
+            Arc::clone(&ring),
+            "https://auth.example".into(),
+            vec!["authd".into()],
+            Duration::from_secs(900),
+        );
+        let token = tokens.issue(&subject(), now())?;
+        let first = tokens.verify(&token);
+        assert!(first.is_some());
+        assert_eq!(
+            tokens.verify(&token),
+            first,
+            "checked again, the same claims"
+        );
+        // The key that signed it retired: a ring without it. The remembered pass must not count.
+        ring.replace(KeySet::new(&[ScheduledKey {
+            pair: KeyPair::generate(SigningAlg::EdDSA)?,
+            activates_at_ms: 0,
+        }])?);
+        assert_eq!(tokens.verify(&token), None);
+        Ok(())
+    }
+
+    #[test]
+    fn remembered_tokens_expire_and_the_memory_stays_bounded() -> anyhow::Result<()> {
+        let tokens = tokens(&["authd"])?;
+        let keys = tokens.keys.current();
+        let now = now();
+        let claims = tokens
+            .verify(&tokens.issue(&subject(), now)?)
+            .ok_or_else(|| anyhow::anyhow!("not verified"))?;
+        let verified = Verified::default();
+        verified.put(&keys, [1; 32], &claims, now);
+        assert!(verified.get(&keys, &[1; 32], claims.exp - 1).is_some());
+        assert!(
+            verified.get(&keys, &[1; 32], claims.exp).is_none(),
+            "expired"
+        );
+        assert!(verified.get(&keys, &[2; 32], now).is_none(), "never seen");
+
+        for i in 0..VERIFIED_CAPACITY + 10 {
+            let mut digest = [0; 32];
+            digest[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            verified.put(&keys, digest, &claims, now);
+        }
+        let held = verified.state.lock().map(|s| s.tokens.len()).unwrap_or(0);
+        assert!(held <= VERIFIED_CAPACITY, "{held} remembered");
         Ok(())
     }
 }
