@@ -72,6 +72,12 @@ impl SessionReads {
             let mut ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
             ids.sort_unstable();
             ids.dedup();
+            // Each length of `IN (...)` is a statement of its own, prepared and cached per
+            // connection: padded to a power of two (with the last id again), ten lengths at
+            // most instead of one per batch size.
+            if let Some(&last) = ids.last() {
+                ids.resize(ids.len().next_power_of_two(), last);
+            }
             let found = session::Entity::find()
                 .filter(session::Column::Id.is_in(ids))
                 .all(&db)
