@@ -15,11 +15,14 @@ COPY verifier/Cargo.toml verifier/build.rs verifier/
 # The habits example is a workspace member too, but the image builds only authd: its manifest and
 # stub targets (kept in both layers) are all that loading the workspace needs.
 COPY examples/habits/Cargo.toml examples/habits/Cargo.toml
+# So is the benchmark harness (benches/load, never in the image): its manifest and a stub.
+COPY benches/load/Cargo.toml benches/load/Cargo.toml
 COPY proto proto
-RUN mkdir -p src migration/src verifier/src benches verifier/benches examples/habits/src \
+RUN mkdir -p src migration/src verifier/src benches/load/src verifier/benches examples/habits/src \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && echo 'fn main() {}' > migration/src/main.rs && touch migration/src/lib.rs verifier/src/lib.rs \
  && echo 'fn main() {}' > examples/habits/src/main.rs && touch examples/habits/src/lib.rs \
+ && echo 'fn main() {}' > benches/load/src/main.rs \
  && for bench in grpc timing memory revocations; do echo 'fn main() {}' > "benches/$bench.rs"; done \
  && echo 'fn main() {}' > verifier/benches/check.rs \
  && cargo build --release --locked --bin authd \
