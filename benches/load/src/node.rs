@@ -97,8 +97,39 @@ fn email(i: usize) -> String {
     format!("load{i}@bench.example")
 }
 
-fn login_body(i: usize) -> String {
-    serde_json::json!({ "email": email(i), "password": PASSWORD }).to_string()
+fn login_body(i: usize) -> serde_json::Value {
+    serde_json::json!({ "email": email(i), "password": PASSWORD })
+}
+
+/// Caller i's next request of a phase.
+type MakeRequest = Arc<dyn Fn(usize) -> Request + Send + Sync>;
+
+/// One request of a phase, made for a caller before it is sent.
+struct Request {
+    method: &'static str,
+    path: &'static str,
+    bearer: Option<String>,
+    body: Option<String>,
+}
+
+impl Request {
+    fn get(path: &'static str, bearer: Option<String>) -> Self {
+        Self {
+            method: "GET",
+            path,
+            bearer,
+            body: None,
+        }
+    }
+
+    fn post(path: &'static str, json: serde_json::Value) -> Self {
+        Self {
+            method: "POST",
+            path,
+            bearer: None,
+            body: Some(json.to_string()),
+        }
+    }
 }
 
 pub async fn phases(node: &Node, plan: &Plan) -> anyhow::Result<Vec<Row>> {
@@ -110,7 +141,12 @@ pub async fn phases(node: &Node, plan: &Plan) -> anyhow::Result<Vec<Row>> {
         let mut conn = conns[0].lock().await;
         for i in 0..users {
             let (status, body) = conn
-                .request("POST", "/auth/login", None, Some(&login_body(i)))
+                .request(
+                    "POST",
+                    "/auth/login",
+                    None,
+                    Some(&login_body(i).to_string()),
+                )
                 .await?;
             ensure!(status == 200, "login of a seeded user: HTTP {status}");
             access.push(field(&body, "accessToken")?);
@@ -130,128 +166,83 @@ pub async fn phases(node: &Node, plan: &Plan) -> anyhow::Result<Vec<Row>> {
     };
     static SIGNUPS: AtomicU64 = AtomicU64::new(0);
     static LOGINS: AtomicU64 = AtomicU64::new(0);
-    for &callers in &plan.callers {
-        let c = conns.clone();
-        let sample = measure::run(
-            callers,
-            plan.duration,
-            Pace::ClosedLoop,
-            &cpu,
-            call(move |i| {
-                let c = c.clone();
-                async move {
-                    let (status, _) = c[i]
-                        .lock()
-                        .await
-                        .request("GET", "/health", None, None)
-                        .await?;
-                    ensure!(status == 200, "HTTP {status}");
-                    Ok(true)
-                }
-            }),
-        )
-        .await?;
-        rows.push(row("no-op (GET /health)", callers, sample));
-
-        let (c, a) = (conns.clone(), access.clone());
-        let sample = measure::run(
-            callers,
-            plan.duration,
-            Pace::ClosedLoop,
-            &cpu,
-            call(move |i| {
-                let (c, a) = (c.clone(), a.clone());
-                async move {
-                    let (status, _) = c[i]
-                        .lock()
-                        .await
-                        .request("GET", "/profile", Some(&a[i % a.len()]), None)
-                        .await?;
-                    ensure!(status == 200, "HTTP {status}");
-                    Ok(true)
-                }
-            }),
-        )
-        .await?;
-        rows.push(row("token check (GET /profile)", callers, sample));
-
-        let (c, r) = (conns.clone(), refresh.clone());
-        let sample = measure::run(
-            callers,
-            plan.duration,
-            Pace::ClosedLoop,
-            &cpu,
-            call(move |i| {
-                let (c, r) = (c.clone(), r.clone());
-                async move {
-                    let body = serde_json::json!({ "refreshToken": r[i % r.len()] }).to_string();
-                    let (status, _) = c[i]
-                        .lock()
-                        .await
-                        .request("POST", "/auth/refresh", None, Some(&body))
-                        .await?;
-                    ensure!(status == 200, "HTTP {status}");
-                    Ok(true)
-                }
-            }),
-        )
-        .await?;
-        rows.push(row("Refresh (no rotation)", callers, sample));
-
-        let c = conns.clone();
-        let sample = measure::run(
-            callers,
-            plan.duration,
-            Pace::ClosedLoop,
-            &cpu,
-            call(move |i| {
-                let c = c.clone();
-                // A user of its own for every login: the peer (as the seed app) fails a second login
-                // of one user within the same second (the same refresh token, a unique column).
+    let run = std::process::id();
+    // Each phase: its name, the status a success answers, and caller i's request.
+    let phases: [(&str, u16, MakeRequest); 5] = [
+        (
+            "no-op (GET /health)",
+            200,
+            Arc::new(|_| Request::get("/health", None)),
+        ),
+        ("token check (GET /profile)", 200, {
+            let access = access.clone();
+            Arc::new(move |i| Request::get("/profile", Some(access[i % access.len()].clone())))
+        }),
+        ("Refresh (no rotation)", 200, {
+            let refresh = refresh.clone();
+            Arc::new(move |i| {
+                let token = &refresh[i % refresh.len()];
+                Request::post(
+                    "/auth/refresh",
+                    serde_json::json!({ "refreshToken": token }),
+                )
+            })
+        }),
+        // A user of its own for every login: the peer (as the seed app) fails a second login of
+        // one user within the same second (the same refresh token, a unique column).
+        (
+            "Login",
+            200,
+            Arc::new(move |_| {
                 let user = users + (LOGINS.fetch_add(1, Ordering::Relaxed) as usize % LOGIN_USERS);
-                async move {
-                    let (status, _) = c[i]
-                        .lock()
-                        .await
-                        .request("POST", "/auth/login", None, Some(&login_body(user)))
-                        .await?;
-                    ensure!(status == 200, "HTTP {status}");
-                    Ok(true)
-                }
+                Request::post("/auth/login", login_body(user))
             }),
-        )
-        .await?;
-        rows.push(row("Login", callers, sample));
-
-        let c = conns.clone();
-        let run = std::process::id();
-        let sample = measure::run(
-            callers,
-            plan.duration,
-            Pace::ClosedLoop,
-            &cpu,
-            call(move |i| {
-                let c = c.clone();
+        ),
+        (
+            "Signup",
+            201,
+            Arc::new(move |_| {
                 let n = SIGNUPS.fetch_add(1, Ordering::Relaxed);
-                async move {
-                    let body = serde_json::json!({
+                Request::post(
+                    "/auth/signup",
+                    serde_json::json!({
                         "email": format!("signup-{run}-{n}@bench.example"),
                         "password": PASSWORD,
                         "name": "Signup",
-                    })
-                    .to_string();
-                    let (status, _) = c[i]
-                        .lock()
-                        .await
-                        .request("POST", "/auth/signup", None, Some(&body))
-                        .await?;
-                    ensure!(status == 201, "HTTP {status}");
-                    Ok(true)
-                }
+                    }),
+                )
             }),
-        )
-        .await?;
-        rows.push(row("Signup", callers, sample));
+        ),
+    ];
+    for &callers in &plan.callers {
+        for (phase, expected, request) in &phases {
+            let (conns, request, expected) = (conns.clone(), request.clone(), *expected);
+            let sample = measure::run(
+                callers,
+                plan.duration,
+                Pace::ClosedLoop,
+                &cpu,
+                call(move |i| {
+                    let (conns, request) = (conns.clone(), request(i));
+                    async move {
+                        let (status, _) = conns[i]
+                            .lock()
+                            .await
+                            .request(
+                                request.method,
+                                request.path,
+                                request.bearer.as_deref(),
+                                request.body.as_deref(),
+                            )
+                            .await?;
+                        ensure!(status == expected, "HTTP {status}");
+                        Ok(true)
+                    }
+                }),
+            )
+            .await?;
+            rows.push(row(phase, callers, sample));
+        }
     }
     Ok(rows)
 }
