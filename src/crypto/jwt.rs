@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, Header};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Tokens whose signature check is remembered ([`Verified`]); past this, the memory starts over.
 const VERIFIED_CAPACITY: usize = 4096;
@@ -91,7 +91,7 @@ impl AccessTokens {
     pub fn verify(&self, token: &str) -> Option<AccessClaims> {
         let keys = self.keys.current();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let now = now_secs();
+        let now = chrono::Utc::now().timestamp();
         if let Some(claims) = self.verified.get(&keys, &digest, now) {
             return Some(claims);
         }
@@ -99,12 +99,6 @@ impl AccessTokens {
         self.verified.put(&keys, digest, &claims, now);
         Some(claims)
     }
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Access tokens that passed every check, by digest, under one key set.
