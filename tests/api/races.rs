@@ -161,3 +161,59 @@ async fn parallel_introspects_each_see_their_own_session_and_every_logout_before
     }
     assert!(total > 100, "the flood made only {total} checks");
 }
+
+/// Calls cancelled while their session read is queued or running (the client gives up at once)
+/// must not strand the reads of others or wedge the batching: afterwards 30 parallel checks all
+/// answer, and a logout still counts for the next one. The cancelled calls go over a connection
+/// of their own: 30 resets at once make the server end that connection (h2's rapid-reset guard,
+/// GOAWAY `too_many_resets`), as it should, and the checks come over a fresh one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn introspects_cancelled_half_way_strand_no_other_check() {
+    let mut app = TestApp::spawn().await;
+    let tokens = app.signup_verified_login("cancel@example.com").await;
+    let url = format!("http://{}", app.grpc_addr);
+    for round in 0..5u64 {
+        let rude = pb::auth_service_client::AuthServiceClient::connect(url.clone())
+            .await
+            .unwrap();
+        let mut abandoned = tokio::task::JoinSet::new();
+        for caller in 0..30u64 {
+            let mut client = rude.clone();
+            let token = tokens.access_token.clone();
+            abandoned.spawn(async move {
+                // Gives up after 0–290 µs: before, during or after the server's read.
+                let patience = Duration::from_micros((caller * 10 + round * 3) % 300);
+                let _ = tokio::time::timeout(
+                    patience,
+                    client.introspect(pb::IntrospectRequest { token }),
+                )
+                .await;
+            });
+        }
+        while abandoned.join_next().await.is_some() {}
+        let polite = pb::auth_service_client::AuthServiceClient::connect(url.clone())
+            .await
+            .unwrap();
+        let mut checks = tokio::task::JoinSet::new();
+        for _ in 0..30 {
+            let mut client = polite.clone();
+            let token = tokens.access_token.clone();
+            checks.spawn(async move {
+                tokio::time::timeout(
+                    Duration::from_secs(10),
+                    client.introspect(pb::IntrospectRequest { token }),
+                )
+                .await
+            });
+        }
+        while let Some(done) = checks.join_next().await {
+            let answer = done
+                .unwrap()
+                .expect("a check hung after cancelled ones")
+                .expect("introspect");
+            assert!(answer.into_inner().active, "round {round}");
+        }
+    }
+    app.logout(&tokens.refresh_token, false).await;
+    assert!(!app.introspect(&tokens.access_token).await.active);
+}
