@@ -2,7 +2,8 @@
 //! a logout of every session and a password change reach the verifier here within a second,
 //! with no Introspect call; after authd restarts (killed, or stopped with SIGTERM) the verifier
 //! reconnects on its own and sees later logouts; authd down longer than the bound gives the
-//! chosen disconnected behaviour, then recovery. The database follows `AUTHD_TEST_DATABASE`.
+//! chosen disconnected behaviour, then recovery; two authd processes on one database agree on
+//! every revocation. The database follows `AUTHD_TEST_DATABASE`.
 
 use crate::helpers::{PASSWORD, TestDb, authd_command};
 use authd::pb::{self, account_service_client::AccountServiceClient};
@@ -359,4 +360,70 @@ async fn authd_down_longer_than_the_bound_fails_closed_or_introspects_then_recov
     for verifier in [&closed, &introspecting] {
         until_refused(verifier, &ada.access_token, Refusal::Revoked).await;
     }
+}
+
+/// The replica test with real processes: two `authd serve` on one database (no shared
+/// memory, only the database between them), a stream held on each, logouts made on either. Each
+/// stream sees every revocation once, with the same cursors, and the one on the other process
+/// gets it within a second; a verifier on the second refuses a session ended on the first.
+#[tokio::test]
+async fn two_authd_processes_on_one_database_agree_on_every_revocation_within_a_second() {
+    let first = Authd::start().await;
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let second = Authd::spawn(first.db.share(), free_port(), free_port(), dir).await;
+    let verifier = second.verifier(|_| {});
+    ready(&verifier).await;
+    let replicas = [&first, &second];
+    let mut streams = Vec::new();
+    for authd in replicas {
+        let stream = AuthServiceClient::new(authd.channel())
+            .watch_revocations(pb::WatchRevocationsRequest { after_cursor: 0 })
+            .await
+            .expect("WatchRevocations")
+            .into_inner();
+        streams.push(stream);
+    }
+    let sessions: Vec<TokenResponse> = {
+        let mut sessions = vec![first.signup_login("ada@example.com").await];
+        for _ in 0..5 {
+            sessions.push(first.login("ada@example.com").await);
+        }
+        sessions
+    };
+    let mut seen: [Vec<(i64, String)>; 2] = [Vec::new(), Vec::new()];
+    let mut delays = Vec::new();
+    for (i, session) in sessions.iter().enumerate() {
+        let (on, other) = (i % 2, 1 - i % 2);
+        replicas[on].logout(session, false).await;
+        let returned = Instant::now();
+        for (s, stream) in streams.iter_mut().enumerate() {
+            let r = tokio::time::timeout(WITHIN, stream.message())
+                .await
+                .expect("a revocation in time")
+                .expect("the stream goes on")
+                .expect("a revocation");
+            if s == other {
+                delays.push(returned.elapsed());
+            }
+            seen[s].push((r.cursor, r.session_id));
+        }
+    }
+    delays.sort();
+    println!("logout on one authd process -> stream on the other: {delays:?}");
+    assert_eq!(
+        seen[0], seen[1],
+        "both replicas, the same revocations and cursors"
+    );
+    assert!(seen[0].windows(2).all(|w| w[0].0 < w[1].0), "{:?}", seen[0]);
+    let sids: std::collections::HashSet<_> = seen[0].iter().map(|(_, sid)| sid).collect();
+    assert_eq!(sids.len(), sessions.len(), "each session once");
+    // The contract's second for the median; a loaded machine gets the generous bound.
+    assert!(
+        delays[delays.len() / 2] < Duration::from_secs(1),
+        "{delays:?}"
+    );
+    assert!(delays.iter().all(|d| *d < WITHIN), "{delays:?}");
+    // Session 0 ended on the first process; the verifier holds the second's stream.
+    until_refused(&verifier, &sessions[0].access_token, Refusal::Revoked).await;
+    assert_eq!(verifier.revoked_count(), sessions.len());
 }
