@@ -7,6 +7,7 @@
 //! database.
 
 mod account;
+mod bulk;
 pub mod entity;
 mod keys;
 mod maintenance;
@@ -19,6 +20,7 @@ mod throttles;
 mod users;
 
 pub use account::{MAX_LISTED_SESSIONS, PasswordChange, PasswordChanged};
+pub use bulk::BulkUser;
 pub use entity::{one_time_token::Model as OneTimeTokenRecord, session::Model as SessionRecord};
 pub use entity::{refresh_token::Model as RefreshTokenRecord, user::Model as UserRecord};
 pub use keys::{KeyChange, KeyMeta, KeyRow};

@@ -18,6 +18,7 @@ mod smtp;
 mod abuse;
 mod account;
 mod bad_input;
+mod bulk;
 mod client_id;
 mod discovery;
 mod ext_authz;

@@ -1,0 +1,86 @@
+//! Many rows at once: users, and sessions with their refresh tokens, written in multi-row
+//! statements inside one transaction per call, for filling a database quickly (the benchmark's
+//! scale phase; moving users in from another app needs the users half).
+
+use super::entity::{refresh_token, session, user};
+use super::sessions::NewSession;
+use super::{Store, StoreError};
+use crate::crypto::token::TokenDigest;
+use crate::domain::{DisplayName, Email, UserId};
+use chrono::{DateTime, Utc};
+use sea_orm::{EntityTrait, Set, TransactionTrait};
+
+/// Rows per INSERT statement: 1,000 rows of at most 9 columns stay far below SQLite's 32,766
+/// bound parameters and PostgreSQL's 65,535.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// A user written directly, with a password hash made elsewhere.
+pub struct BulkUser {
+    pub id: UserId,
+    pub email: Email,
+    pub name: DisplayName,
+    pub password_hash: String,
+    pub email_verified: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Inserts `users` in one transaction: all or none. A taken email (or one given twice) gives
+    /// `StoreError::Conflict` and writes nothing.
+    pub async fn insert_users(&self, users: &[BulkUser]) -> Result<(), StoreError> {
+        let txn = self.db.begin().await?;
+        for chunk in users.chunks(ROWS_PER_STATEMENT) {
+            user::Entity::insert_many(chunk.iter().map(|u| user::ActiveModel {
+                id: Set(u.id.0),
+                email: Set(u.email.as_str().to_owned()),
+                name: Set(u.name.as_str().to_owned()),
+                password_hash: Set(u.password_hash.clone()),
+                email_verified: Set(u.email_verified),
+                created_at: Set(u.created_at),
+                updated_at: Set(u.created_at),
+            }))
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Starts `sessions` (of existing users), each with the digest of its first refresh token,
+    /// in one transaction: all or none.
+    pub async fn insert_sessions(
+        &self,
+        sessions: &[(NewSession, TokenDigest)],
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin().await?;
+        for chunk in sessions.chunks(ROWS_PER_STATEMENT) {
+            session::Entity::insert_many(chunk.iter().map(|(s, _)| session::ActiveModel {
+                id: Set(s.id.0),
+                user_id: Set(s.user_id.0),
+                created_at: Set(s.now),
+                last_used_at: Set(s.now),
+                expires_at: Set(s.expires_at),
+                revoked_at: Set(None),
+                user_agent: Set(s.user_agent.clone()),
+                ip: Set(s.ip.clone()),
+                client_id: Set(Some(s.client_id.clone())),
+            }))
+            .exec_without_returning(&txn)
+            .await?;
+            refresh_token::Entity::insert_many(chunk.iter().map(|(s, digest)| {
+                refresh_token::ActiveModel {
+                    id: Set(uuid::Uuid::now_v7()),
+                    session_id: Set(s.id.0),
+                    token_hash: Set(digest.0.to_vec()),
+                    created_at: Set(s.now),
+                    expires_at: Set(s.expires_at),
+                    spent_at: Set(None),
+                }
+            }))
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+}
