@@ -216,56 +216,24 @@ pub async fn phases(authd: &Authd, plan: &Plan, only_login: bool) -> anyhow::Res
             .await?;
             rows.push(row("Introspect (token seen before)", callers, sample));
 
-            let clients = authd.clients(callers);
-            let accounts2 = accounts.clone();
             let sample = measure::run(
                 callers,
                 plan.duration,
                 Pace::ClosedLoop,
                 &cpu,
-                call(move |i| {
-                    let mut c = clients[i].clone();
-                    let accounts = accounts2.clone();
-                    async move {
-                        let mut refresh = accounts.refresh[i].lock().await;
-                        let tokens = c
-                            .refresh(RefreshRequest {
-                                refresh_token: refresh.clone(),
-                            })
-                            .await?
-                            .into_inner();
-                        *refresh = tokens.refresh_token;
-                        Ok(true)
-                    }
-                }),
+                refresh_own(authd, &accounts, callers),
             )
             .await?;
             rows.push(row("Refresh (rotation)", callers, sample));
         }
 
-        let clients = authd.clients(callers);
-        let emails = Arc::new(accounts.emails.clone());
+        let emails = accounts.emails.clone();
         let sample = measure::run(
             callers,
             plan.duration,
             Pace::ClosedLoop,
             &cpu,
-            call(move |i| {
-                let mut c = clients[i].clone();
-                let email = emails[i % emails.len()].clone();
-                async move {
-                    let tokens = c
-                        .login(LoginRequest {
-                            email,
-                            password: PASSWORD.into(),
-                            client_id: String::new(),
-                        })
-                        .await?
-                        .into_inner();
-                    ensure!(!tokens.access_token.is_empty(), "no access token");
-                    Ok(true)
-                }
-            }),
+            login(authd, callers, move |i, _| emails[i % emails.len()].clone()),
         )
         .await?;
         rows.push(row("Login", callers, sample));
@@ -362,8 +330,10 @@ pub async fn phases(authd: &Authd, plan: &Plan, only_login: bool) -> anyhow::Res
 
     // Token checks while a login flood saturates the password hash.
     let flood_callers = 16;
-    let clients = authd.clients(flood_callers);
-    let emails = Arc::new(accounts.emails.clone());
+    let emails = accounts.emails.clone();
+    let flood_login = login(authd, flood_callers, move |i, _| {
+        emails[i % emails.len()].clone()
+    });
     let flood_cpu = authd.server.cpu();
     let flood_duration = plan.duration + Duration::from_millis(500);
     let flood = tokio::spawn(async move {
@@ -372,19 +342,7 @@ pub async fn phases(authd: &Authd, plan: &Plan, only_login: bool) -> anyhow::Res
             flood_duration,
             Pace::ClosedLoop,
             &flood_cpu,
-            call(move |i| {
-                let mut c = clients[i].clone();
-                let email = emails[i % emails.len()].clone();
-                async move {
-                    c.login(LoginRequest {
-                        email,
-                        password: PASSWORD.into(),
-                        client_id: String::new(),
-                    })
-                    .await?;
-                    Ok(true)
-                }
-            }),
+            flood_login,
         )
         .await
     });
@@ -413,6 +371,54 @@ pub async fn phases(authd: &Authd, plan: &Plan, only_login: bool) -> anyhow::Res
     // The verifier library's local check, in this process, with the keys authd publishes.
     rows.extend(verifier_local(authd, &accounts, plan).await?);
     Ok(rows)
+}
+
+/// Each caller rotates the refresh token of its own set-up session, again and again.
+fn refresh_own(authd: &Authd, accounts: &Arc<Accounts>, callers: usize) -> measure::Call {
+    let clients = authd.clients(callers);
+    let accounts = accounts.clone();
+    call(move |i| {
+        let mut c = clients[i].clone();
+        let accounts = accounts.clone();
+        async move {
+            let mut refresh = accounts.refresh[i].lock().await;
+            let tokens = c
+                .refresh(RefreshRequest {
+                    refresh_token: refresh.clone(),
+                })
+                .await?
+                .into_inner();
+            *refresh = tokens.refresh_token;
+            Ok(true)
+        }
+    })
+}
+
+/// Logins with the harness's password: caller `i`'s `k`-th call of the phase (counted over all
+/// callers) as user `email(i, k)`.
+fn login(
+    authd: &Authd,
+    callers: usize,
+    email: impl Fn(usize, usize) -> String + Send + Sync + 'static,
+) -> measure::Call {
+    let clients = authd.clients(callers);
+    let calls = Arc::new(AtomicUsize::new(0));
+    call(move |i| {
+        let mut c = clients[i].clone();
+        let email = email(i, calls.fetch_add(1, Ordering::Relaxed));
+        async move {
+            let tokens = c
+                .login(LoginRequest {
+                    email,
+                    password: PASSWORD.into(),
+                    client_id: String::new(),
+                })
+                .await?
+                .into_inner();
+            ensure!(!tokens.access_token.is_empty(), "no access token");
+            Ok(true)
+        }
+    })
 }
 
 fn introspect_repeat(authd: &Authd, accounts: &Arc<Accounts>, callers: usize) -> measure::Call {
@@ -512,6 +518,46 @@ async fn verifier_local(
             callers,
             sample,
             cpu_of: "load process",
+        });
+    }
+    Ok(rows)
+}
+
+/// The scale phases, on a database that `seed` filled with `seeded` users and sessions: Login as
+/// seeded users spread over the whole table, and Refresh and Introspect of sessions made at
+/// set-up among the seeded ones, each at `callers`. Rows are named `scale: <server>, N users`.
+pub async fn scale_phases(
+    authd: &Authd,
+    seeded: usize,
+    callers: usize,
+    duration: Duration,
+) -> anyhow::Result<Vec<Row>> {
+    ensure!(seeded > 0, "the scale phase needs seeded users");
+    let accounts = Arc::new(accounts(authd, callers).await?);
+    let cpu = authd.server.cpu();
+    let target = format!("scale: {}, {seeded} users", authd.server.name);
+    let spread = move |_, k: usize| {
+        // Fibonacci hashing of the call number: consecutive calls land far apart in the table.
+        let i = ((k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % seeded as u64;
+        crate::seed::email(i as usize)
+    };
+    let phases: [(&str, measure::Call); 3] = [
+        ("Login (seeded users)", login(authd, callers, spread)),
+        ("Refresh (rotation)", refresh_own(authd, &accounts, callers)),
+        (
+            "Introspect (token seen before)",
+            introspect_repeat(authd, &accounts, callers),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (phase, call) in phases {
+        let sample = measure::run(callers, duration, Pace::ClosedLoop, &cpu, call).await?;
+        rows.push(Row {
+            target: target.clone(),
+            phase: phase.into(),
+            callers,
+            sample,
+            cpu_of: "server",
         });
     }
     Ok(rows)

@@ -22,10 +22,12 @@ mod measure;
 mod node;
 mod procfs;
 mod report;
+mod seed;
 mod server;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::builder::TypedValueParser;
+use clap::{Parser, Subcommand};
 use report::{Goal, Row, best, find};
 use sea_orm::ConnectionTrait;
 use std::path::PathBuf;
@@ -35,13 +37,20 @@ use std::time::{Duration, Instant};
 pub const PASSWORD: &str = "correct horse battery staple";
 
 #[derive(Parser)]
-#[command(name = "authd-load", about = "authd's benchmark harness (issue 10)")]
+#[command(
+    name = "authd-load",
+    about = "authd's benchmark harness (issue 10)",
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Tool>,
     /// authd's release binary.
     #[arg(long, default_value = "target/release/authd")]
     authd_bin: PathBuf,
     /// The Node.js peer's folder (installed with `npm ci`); empty to leave it out.
-    #[arg(long, default_value = "benches/peers/node")]
+    // clap's path parser refuses an empty value, which scripts/bench passes when npm is missing.
+    #[arg(long, default_value = "benches/peers/node", value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from))]
     node_peer: PathBuf,
     /// An administrative PostgreSQL URL; the run makes and drops databases of its own there.
     /// Empty to leave PostgreSQL (and the Node.js peer) out.
@@ -66,9 +75,26 @@ struct Args {
         default_value = "sqlite,postgres,bcrypt,node"
     )]
     targets: Vec<String>,
+    /// Database sizes (users, with a session each) of the scale phases, seeded through authd's
+    /// store on SQLite and PostgreSQL (when those targets run); empty to leave them out.
+    #[arg(long, value_delimiter = ',', default_value = "1000,1000000")]
+    scale_users: Vec<usize>,
     /// Where the Markdown report goes (also printed).
     #[arg(long, default_value = "target/bench/report.md")]
     out: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Tool {
+    /// Fill an authd database (migrated first) with users who all have the harness's password
+    /// (`scale<i>@bench.example`) and a session each, through authd's store.
+    Seed {
+        /// `sqlite://…?mode=rwc` or `postgres://…`.
+        #[arg(long)]
+        database_url: String,
+        #[arg(long)]
+        users: usize,
+    },
 }
 
 pub struct Plan {
@@ -97,6 +123,24 @@ impl Plan {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Tool::Seed {
+        database_url,
+        users,
+    }) = &args.command
+    {
+        let seeded = seed::seed(database_url, *users, true).await?;
+        eprintln!(
+            "authd-load seed: {} users and sessions in {:.1} s ({:.0} users/s)",
+            seeded.users,
+            seeded.elapsed.as_secs_f64(),
+            seeded.users as f64 / seeded.elapsed.as_secs_f64()
+        );
+        return Ok(());
+    }
+    anyhow::ensure!(
+        !args.scale_users.contains(&0),
+        "--scale-users needs sizes above 0"
+    );
     anyhow::ensure!(
         !args.callers.is_empty() && !args.callers.contains(&0),
         "--callers needs counts above 0"
@@ -174,6 +218,23 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(12)).await;
         after_load_rss_kib = Some(sqlite.server.rss_kib()?);
         sqlite.server.stop().await?;
+        for &users in &args.scale_users {
+            let file = dir.path().join(format!("scale-{users}.db"));
+            let url = format!("sqlite://{}?mode=rwc", file.display());
+            rows.extend(
+                scale(
+                    &args,
+                    &plan,
+                    "authd-sqlite",
+                    &url,
+                    users,
+                    logs.path(),
+                    &mut notes,
+                )
+                .await?,
+            );
+            std::fs::remove_file(&file).ok();
+        }
     }
 
     let mut databases = Vec::new();
@@ -218,6 +279,21 @@ async fn main() -> anyhow::Result<()> {
                         .context("authd on PostgreSQL")?,
                 );
                 pg.server.stop().await?;
+                for &users in &args.scale_users {
+                    let url = fresh(&format!("scale{users}")).await?;
+                    rows.extend(
+                        scale(
+                            &args,
+                            &plan,
+                            "authd-postgres",
+                            &url,
+                            users,
+                            logs.path(),
+                            &mut notes,
+                        )
+                        .await?,
+                    );
+                }
             }
 
             if wants("bcrypt") {
@@ -274,6 +350,7 @@ async fn main() -> anyhow::Result<()> {
     let goals = goals(
         &rows,
         &plan,
+        &args.scale_users,
         serving_ms,
         idle_rss_kib,
         after_load_rss_kib,
@@ -312,6 +389,34 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("authd-load: report in {}", args.out.display());
     anyhow::ensure!(errors == 0, "{errors} calls failed (see the report)");
     Ok(())
+}
+
+/// Seeds a database of `users` at `url`, starts authd on it and runs the scale phases; how long
+/// seeding took goes into `notes`.
+async fn scale(
+    args: &Args,
+    plan: &Plan,
+    name: &str,
+    url: &str,
+    users: usize,
+    log_dir: &std::path::Path,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Vec<Row>> {
+    eprintln!("authd-load: {name} seeded with {users} users");
+    let seeded = seed::seed(url, users, users >= 100_000)
+        .await
+        .with_context(|| format!("seed {users} users for {name}"))?;
+    notes.push(format!(
+        "Scale, {name}: {users} users and sessions seeded through the store in {:.1} s ({:.0} users/s).",
+        seeded.elapsed.as_secs_f64(),
+        users as f64 / seeded.elapsed.as_secs_f64()
+    ));
+    let authd = authd::Authd::start(&args.authd_bin, name, url, &[], log_dir).await?;
+    let rows = authd::scale_phases(&authd, users, plan.first_check_callers(), plan.duration)
+        .await
+        .with_context(|| format!("scale phases, {name}, {users} users"))?;
+    authd.server.stop().await?;
+    Ok(rows)
 }
 
 /// `hash` on `threads` threads for `duration`: hashes per second, as a row.
@@ -399,6 +504,7 @@ fn ratio_goal(
 fn goals(
     rows: &[Row],
     plan: &Plan,
+    scale_users: &[usize],
     serving_ms: Option<f64>,
     idle_rss_kib: Option<u64>,
     after_load_rss_kib: Option<u64>,
@@ -468,6 +574,31 @@ fn goals(
             },
             met: refresh.map(|s| s.rate() >= floor && s.cpu_per_op_us() <= 250.0),
         });
+    }
+    if let (Some(&small), Some(&large)) = (scale_users.iter().min(), scale_users.iter().max())
+        && small < large
+    {
+        let callers = plan.first_check_callers();
+        for target in ["authd-sqlite", "authd-postgres"] {
+            for phase in ["Login", "Refresh", "Introspect"] {
+                let p50 = |users: usize| {
+                    find(
+                        rows,
+                        &format!("scale: {target}, {users} users"),
+                        phase,
+                        callers,
+                    )
+                    .map(|s| s.quantile_ms(0.5))
+                };
+                goals.push(ratio_goal(
+                    format!("{target}: {phase} p50 at {large} users ÷ at {small} users"),
+                    p50(large).zip(p50(small)).map(|(l, s)| l / s),
+                    "≤ 1.5",
+                    |r| r <= 1.5,
+                    "",
+                ));
+            }
+        }
     }
     let node = "node";
     let cheaper = |authd_target: &str, authd_phase: &str, node_phase: &str| {
