@@ -23,7 +23,7 @@ RUN mkdir -p src migration/src verifier/src benches/load/src verifier/benches ex
  && echo 'fn main() {}' > migration/src/main.rs && touch migration/src/lib.rs verifier/src/lib.rs \
  && echo 'fn main() {}' > examples/habits/src/main.rs && touch examples/habits/src/lib.rs \
  && echo 'fn main() {}' > benches/load/src/main.rs \
- && for bench in grpc timing memory revocations; do echo 'fn main() {}' > "benches/$bench.rs"; done \
+ && for bench in grpc timing memory revocations signing; do echo 'fn main() {}' > "benches/$bench.rs"; done \
  && echo 'fn main() {}' > verifier/benches/check.rs \
  && cargo build --release --locked --bin authd \
  && rm -rf src migration/src verifier/src benches verifier/benches

@@ -1,10 +1,15 @@
 //! Signing keys for access tokens, the server's half: key pairs as stored, the JWK Set that
 //! publishes their public halves, and the key ring that the issuer signs with. Verifying is
 //! `authd_verifier`'s (the same code other services run), fed from the published JWK Set.
-//! Keys are parsed once, when the ring is built, never per request. When each key signs and
-//! how long it stays published is the key life cycle's (`service::keys`).
+//! Keys are parsed once, when the ring is built, never per request: tokens are signed with
+//! ring's parsed key pairs, not with jsonwebtoken's `encode`, which parses the private key's DER
+//! again for every token (and, for Ed25519, derives its public key, which costs as much as the
+//! signature). When each key signs and how long it stays published is the key life cycle's
+//! (`service::keys`).
 
 use authd_verifier::PublicKeys;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use std::sync::{Arc, RwLock};
@@ -184,12 +189,10 @@ impl KeyPair {
             // jsonwebtoken derives Ed25519 public keys only from PKCS#8 v1; authd's keys are v2
             // (with the public key), so dalek reads them.
             SigningAlg::EdDSA => {
-                use base64::Engine;
                 use ed25519_dalek::pkcs8::DecodePrivateKey;
                 let signing = ed25519_dalek::SigningKey::from_pkcs8_der(&self.private_der)
                     .map_err(|_| invalid())?;
-                let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .encode(signing.verifying_key().as_bytes());
+                let x = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
                 jsonwebtoken::DecodingKey::from_ed_components(&x)
                     .and_then(|key| Jwk::from_decoding_key(&key, Some(Algorithm::EdDSA)))
                     .map_err(|_| invalid())?
@@ -222,8 +225,68 @@ pub struct ScheduledKey {
 struct Signer {
     kid: String,
     algorithm: Algorithm,
-    key: EncodingKey,
+    key: ParsedKey,
     activates_at_ms: i64,
+}
+
+/// A private key as ring keeps it once parsed, ready to sign.
+enum ParsedKey {
+    Ed25519(ring::signature::Ed25519KeyPair),
+    Es256(ring::signature::EcdsaKeyPair, ring::rand::SystemRandom),
+    Rs256(ring::signature::RsaKeyPair, ring::rand::SystemRandom),
+}
+
+impl ParsedKey {
+    fn parse(pair: &KeyPair) -> anyhow::Result<Self> {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        use ring::signature::{Ed25519KeyPair, RsaKeyPair};
+        let invalid = || {
+            anyhow::anyhow!(
+                "signing key {}: not a valid {} private key",
+                pair.kid,
+                pair.algorithm
+            )
+        };
+        let rng = ring::rand::SystemRandom::new();
+        let der = &pair.private_der;
+        Ok(match pair.algorithm {
+            // PKCS#8 v1 or v2: keys made before authd wrote v2 still load.
+            SigningAlg::EdDSA => Self::Ed25519(
+                Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| invalid())?,
+            ),
+            SigningAlg::ES256 => Self::Es256(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
+                    .map_err(|_| invalid())?,
+                rng,
+            ),
+            SigningAlg::RS256 => {
+                Self::Rs256(RsaKeyPair::from_der(der).map_err(|_| invalid())?, rng)
+            }
+        })
+    }
+
+    /// The JWS signature of `message`: Ed25519's 64 bytes, ECDSA's fixed-width `r || s`
+    /// (RFC 7518 §3.4), or RSASSA-PKCS1-v1_5 with SHA-256.
+    fn sign(&self, message: &[u8]) -> anyhow::Result<Vec<u8>> {
+        match self {
+            Self::Ed25519(key) => Ok(key.sign(message).as_ref().to_vec()),
+            Self::Es256(key, rng) => key
+                .sign(rng, message)
+                .map(|signature| signature.as_ref().to_vec())
+                .map_err(|_| anyhow::anyhow!("ECDSA signing failed")),
+            Self::Rs256(key, rng) => {
+                let mut signature = vec![0; key.public().modulus_len()];
+                key.sign(
+                    &ring::signature::RSA_PKCS1_SHA256,
+                    rng,
+                    message,
+                    &mut signature,
+                )
+                .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+                Ok(signature)
+            }
+        }
+    }
 }
 
 /// The keys in force: all are published and verify; each signs in its time.
@@ -254,7 +317,7 @@ impl KeySet {
             signers.push(Signer {
                 kid: pair.kid.clone(),
                 algorithm,
-                key: pair.encoding_key(),
+                key: ParsedKey::parse(pair)?,
                 activates_at_ms: scheduled.activates_at_ms,
             });
         }
@@ -267,12 +330,14 @@ impl KeySet {
         );
         for signer in &signers {
             let probe = b"authd signing key check";
-            let usable = jsonwebtoken::crypto::sign(probe, &signer.key, signer.algorithm)
+            let usable = signer
+                .key
+                .sign(probe)
                 .ok()
                 .zip(public.get(&signer.kid))
                 .is_some_and(|(signature, key)| {
                     jsonwebtoken::crypto::verify(
-                        &signature,
+                        &URL_SAFE_NO_PAD.encode(signature),
                         probe,
                         key.decoding_key(),
                         signer.algorithm,
@@ -313,8 +378,24 @@ impl KeySet {
             .ok_or_else(|| anyhow::anyhow!("no signing key"))?;
         header.alg = signer.algorithm;
         header.kid = Some(signer.kid.clone());
-        jsonwebtoken::encode(header, claims, &signer.key)
-            .map_err(|e| anyhow::anyhow!("signing an access token failed: {e}"))
+        // The JWS compact serialisation (RFC 7515 §7.1), as jsonwebtoken's `encode` makes it.
+        let header_json = serde_json::to_vec(header)
+            .map_err(|e| anyhow::anyhow!("cannot serialise a token header: {e}"))?;
+        let claims_json = serde_json::to_vec(claims)
+            .map_err(|e| anyhow::anyhow!("cannot serialise token claims: {e}"))?;
+        // Base64 makes 4 characters of every 3 bytes; an RSA signature is the longest, 342.
+        let mut token =
+            String::with_capacity((header_json.len() + claims_json.len()) * 4 / 3 + 350);
+        URL_SAFE_NO_PAD.encode_string(&header_json, &mut token);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&claims_json, &mut token);
+        let signature = signer
+            .key
+            .sign(token.as_bytes())
+            .map_err(|e| e.context("signing an access token failed"))?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
     }
 
     /// The `alg` values of the published keys: what verifiers must accept (the discovery
@@ -410,10 +491,8 @@ mod tests {
     fn thumbprint_matches_rfc_8037_example() -> anyhow::Result<()> {
         // RFC 8037 appendix A.3: the thumbprint of the example Ed25519 key, whose private half
         // (`d`) is given in appendix A.1.
-        use base64::Engine;
         use ed25519_dalek::pkcs8::EncodePrivateKey;
-        let d = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A")?;
+        let d = URL_SAFE_NO_PAD.decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A")?;
         let signing = ed25519_dalek::SigningKey::try_from(d.as_slice())?;
         let key = KeyPair::from_parts(
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k".into(),
@@ -457,6 +536,42 @@ mod tests {
             Some(new.kid())
         );
         assert_eq!(set.algorithms().len(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn tokens_signed_with_the_parsed_key_are_the_tokens_jsonwebtoken_makes() -> anyhow::Result<()> {
+        let claims = serde_json::json!({"sub": "u", "exp": 2_000_000_000_i64, "amr": ["pwd"]});
+        for algorithm in [SigningAlg::EdDSA, SigningAlg::ES256, SigningAlg::RS256] {
+            let key = KeyPair::generate(algorithm)?;
+            let set = KeySet::new(&[scheduled(&key, 0)])?;
+            let mut header = jsonwebtoken::Header::default();
+            let token = set.sign(&mut header, &claims, 10)?;
+            // Ed25519 and PKCS#1 v1.5 signatures are deterministic: byte for byte the same.
+            if algorithm != SigningAlg::ES256 {
+                let expected = jsonwebtoken::encode(&header, &claims, &key.encoding_key())?;
+                assert_eq!(token, expected, "{algorithm}");
+            }
+            // Every algorithm's token verifies under the published key, and nothing else does.
+            let public = set.public_keys().get(key.kid()).expect("published");
+            let mut validation = jsonwebtoken::Validation::new(algorithm.jws());
+            validation.required_spec_claims.clear();
+            validation.validate_aud = false;
+            let decoded: serde_json::Value =
+                jsonwebtoken::decode(&token, public.decoding_key(), &validation)?.claims;
+            assert_eq!(decoded, claims, "{algorithm}");
+            let (signed, signature) = token.rsplit_once('.').expect("three parts");
+            let tampered = format!("{}.{signature}", signed.replace("eyJ", "eyK"));
+            assert!(
+                jsonwebtoken::decode::<serde_json::Value>(
+                    &tampered,
+                    public.decoding_key(),
+                    &validation
+                )
+                .is_err(),
+                "{algorithm}: a changed token verifies"
+            );
+        }
         Ok(())
     }
 }
