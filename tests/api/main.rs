@@ -12,6 +12,7 @@
     reason = "tests fail loudly"
 )]
 
+mod authd_process;
 mod helpers;
 mod smtp;
 

@@ -5,197 +5,16 @@
 //! chosen disconnected behaviour, then recovery; two authd processes on one database agree on
 //! every revocation. The database follows `AUTHD_TEST_DATABASE`.
 
-use crate::helpers::{PASSWORD, TestDb, authd_command};
+use crate::authd_process::{Authd, free_port};
+use crate::helpers::PASSWORD;
 use authd::pb::{self, account_service_client::AccountServiceClient};
 use authd::pb::{TokenResponse, auth_service_client::AuthServiceClient};
-use authd_verifier::{
-    Checks, JwksSource, LocalSettings, LocalVerifier, Refusal, RevocationSettings, Verify,
-    WhenDisconnected,
-};
-use std::process::{Child, Command, Stdio};
+use authd_verifier::{LocalVerifier, Refusal, Verify, WhenDisconnected};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
-/// The generous bound the tests assert; the issue's target is one second.
-const WITHIN: Duration = Duration::from_secs(3);
-
-/// authd as a child process, on fixed ports so that a restart is found at the same address.
-struct Authd {
-    child: Child,
-    db: TestDb,
-    grpc: String,
-    http: String,
-    dir: tempfile::TempDir,
-}
-
-fn free_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").to_string()
-}
-
-impl Authd {
-    async fn start() -> Self {
-        let (grpc, http) = (free_port(), free_port());
-        let dir = tempfile::tempdir().expect("temporary folder");
-        Self::spawn(TestDb::new().await, grpc, http, dir).await
-    }
-
-    async fn spawn(db: TestDb, grpc: String, http: String, dir: tempfile::TempDir) -> Self {
-        let child = spawn_child(&db, &grpc, &http, &dir);
-        let authd = Self {
-            child,
-            db,
-            grpc,
-            http,
-            dir,
-        };
-        authd.serving_after(0).await;
-        authd
-    }
-
-    /// Waits until the log past `offset` says authd serves.
-    async fn serving_after(&self, offset: usize) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self
-            .log()
-            .get(offset..)
-            .unwrap_or_default()
-            .contains("authd serving")
-        {
-            assert!(
-                Instant::now() < deadline,
-                "authd never served: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("authd.log")).unwrap_or_default()
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.grpc))
-            .expect("gRPC address")
-            .connect_lazy()
-    }
-
-    /// Stops authd, with SIGTERM (the stream ends with UNAVAILABLE) or SIGKILL (the connection
-    /// just drops), and waits until it has exited.
-    fn stop(&mut self, gently: bool) {
-        if gently {
-            let status = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status()
-                .expect("kill");
-            assert!(status.success());
-        } else {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-
-    /// Starts again on the same database and ports (after [`Self::stop`]).
-    async fn restart(&mut self) {
-        let _ = self.child.wait();
-        let offset = self.log().len();
-        self.child = spawn_child(&self.db, &self.grpc, &self.http, &self.dir);
-        self.serving_after(offset).await;
-    }
-
-    async fn signup_login(&self, email: &str) -> TokenResponse {
-        let mut auth = AuthServiceClient::new(self.channel());
-        auth.signup(pb::SignupRequest {
-            email: email.into(),
-            password: PASSWORD.into(),
-            name: "Someone".into(),
-        })
-        .await
-        .expect("signup");
-        self.login(email).await
-    }
-
-    async fn login(&self, email: &str) -> TokenResponse {
-        AuthServiceClient::new(self.channel())
-            .login(pb::LoginRequest {
-                email: email.into(),
-                password: PASSWORD.into(),
-                ..Default::default()
-            })
-            .await
-            .expect("login")
-            .into_inner()
-    }
-
-    async fn logout(&self, session: &TokenResponse, all_sessions: bool) {
-        AuthServiceClient::new(self.channel())
-            .logout(pb::LogoutRequest {
-                refresh_token: session.refresh_token.clone(),
-                all_sessions,
-            })
-            .await
-            .expect("logout");
-    }
-
-    /// How many Introspect calls authd has answered, from its /metrics.
-    async fn introspect_calls(&self) -> u64 {
-        let addr = self.http.parse().expect("HTTP address");
-        let metrics = crate::helpers::http_get(addr, "/metrics").await.body;
-        metrics
-            .lines()
-            .filter(|line| {
-                line.starts_with("grpc_server_started_total")
-                    && line.contains("grpc_method=\"Introspect\"")
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
-
-    fn verifier(&self, edit: impl FnOnce(&mut RevocationSettings)) -> LocalVerifier {
-        let mut revocations = RevocationSettings::new(format!("http://{}", self.grpc));
-        edit(&mut revocations);
-        LocalVerifier::start(
-            LocalSettings::new(
-                JwksSource::Http(format!("http://{}/.well-known/jwks.json", self.http)),
-                Checks::new("http://authd.test", vec!["authd".into()]),
-            )
-            .with_revocations(revocations),
-        )
-    }
-}
-
-/// `authd serve` on `db` and the given ports, its output appended to `authd.log` in `dir`.
-fn spawn_child(db: &TestDb, grpc: &str, http: &str, dir: &tempfile::TempDir) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.path().join("authd.log"))
-        .expect("log file");
-    authd_command()
-        .current_dir(dir.path())
-        .env("AUTHD_DATABASE_URL", &db.url)
-        .env("AUTHD_GRPC_ADDR", grpc)
-        .env("AUTHD_HTTP_ADDR", http)
-        .env("AUTHD_ISSUER", "http://authd.test")
-        .env("AUTHD_MAIL_TO_LOG", "true")
-        .env("AUTHD_REQUIRE_VERIFIED_EMAIL", "false")
-        .env("AUTHD_SHUTDOWN_GRACE", "0s")
-        .env("AUTHD_ARGON2_MEMORY_KIB", "64")
-        .env("AUTHD_ARGON2_ITERATIONS", "1")
-        .arg("serve")
-        .stdout(Stdio::from(log.try_clone().expect("log file")))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start authd")
-}
-
-impl Drop for Authd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The issue's promise: a session ended is refused within a second of the call that ended it
+/// (Logout, ChangePassword) returning. authd reads other processes' revocations every 200 ms.
+const WITHIN: Duration = Duration::from_secs(1);
 
 async fn ready(verifier: &LocalVerifier) {
     assert!(verifier.ready(Duration::from_secs(15)).await, "no keys");
@@ -240,7 +59,7 @@ async fn logout_logout_all_and_a_password_change_are_refused_within_a_second() {
     println!(
         "logout refused by the verifier {took:?} after Logout returned ({from_call:?} after it was sent)"
     );
-    assert!(from_call < WITHIN, "{from_call:?}");
+    assert!(took < WITHIN, "{took:?}");
     assert!(passes(&verifier, &phone).await, "the other session goes on");
 
     // Logout of every session: the phone's too, and the laptop's again only once.
@@ -293,23 +112,24 @@ async fn after_authd_restarts_the_verifier_reconnects_and_sees_later_logouts() {
     let verifier = authd.verifier(|_| {});
     ready(&verifier).await;
     authd.logout(&first, false).await;
-    until_refused(&verifier, &first.access_token, Refusal::Revoked).await;
+    let took = until_refused(&verifier, &first.access_token, Refusal::Revoked).await;
+    assert!(took < WITHIN, "{took:?}");
 
     for gently in [false, true] {
         let session = authd.login("ada@example.com").await;
         let reconnects = verifier.reconnect_count();
         authd.stop(gently);
         authd.restart().await;
+        // The longer bound on purpose: this waits for the verifier's reconnect (with its backoff)
+        // after the restart; the logout after it is held to the second again.
         assert!(
             verifier.caught_up(Duration::from_secs(15)).await,
             "caught up again"
         );
         assert!(verifier.reconnect_count() > reconnects);
         assert!(passes(&verifier, &session).await);
-        let start = Instant::now();
         authd.logout(&session, false).await;
-        until_refused(&verifier, &session.access_token, Refusal::Revoked).await;
-        let took = start.elapsed();
+        let took = until_refused(&verifier, &session.access_token, Refusal::Revoked).await;
         println!(
             "after a restart ({}), logout refused after {took:?}",
             if gently { "SIGTERM" } else { "SIGKILL" }
@@ -353,19 +173,25 @@ async fn authd_down_longer_than_the_bound_fails_closed_or_introspects_then_recov
 
     authd.restart().await;
     for verifier in [&closed, &introspecting] {
+        // The longer bound on purpose: the reconnect after the outage, not a logout.
         assert!(verifier.caught_up(Duration::from_secs(15)).await);
         assert!(passes(verifier, &ada).await, "recovered");
     }
     authd.logout(&ada, false).await;
+    let returned = Instant::now();
     for verifier in [&closed, &introspecting] {
         until_refused(verifier, &ada.access_token, Refusal::Revoked).await;
+        let took = returned.elapsed();
+        println!("after the outage, logout refused after {took:?}");
+        assert!(took < WITHIN, "{took:?}");
     }
 }
 
 /// The issue's replica test with real processes: two `authd serve` on one database (no shared
 /// memory, only the database between them), a stream held on each, logouts made on either. Each
 /// stream sees every revocation once, with the same cursors, and the one on the other process
-/// gets it within a second; a verifier on the second refuses a session ended on the first.
+/// gets it within a second; a verifier on the second refuses each session within a second too,
+/// those ended on the first included.
 #[tokio::test]
 async fn two_authd_processes_on_one_database_agree_on_every_revocation_within_a_second() {
     let first = Authd::start().await;
@@ -391,15 +217,16 @@ async fn two_authd_processes_on_one_database_agree_on_every_revocation_within_a_
         sessions
     };
     let mut seen: [Vec<(i64, String)>; 2] = [Vec::new(), Vec::new()];
-    let mut delays = Vec::new();
+    let (mut delays, mut refused) = (Vec::new(), Vec::new());
     for (i, session) in sessions.iter().enumerate() {
         let (on, other) = (i % 2, 1 - i % 2);
         replicas[on].logout(session, false).await;
         let returned = Instant::now();
+        let deadline = tokio::time::Instant::from_std(returned + WITHIN);
         for (s, stream) in streams.iter_mut().enumerate() {
-            let r = tokio::time::timeout(WITHIN, stream.message())
+            let r = tokio::time::timeout_at(deadline, stream.message())
                 .await
-                .expect("a revocation in time")
+                .unwrap_or_else(|_| panic!("no revocation on stream {s} within {WITHIN:?}"))
                 .expect("the stream goes on")
                 .expect("a revocation");
             if s == other {
@@ -407,9 +234,13 @@ async fn two_authd_processes_on_one_database_agree_on_every_revocation_within_a_
             }
             seen[s].push((r.cursor, r.session_id));
         }
+        until_refused(&verifier, &session.access_token, Refusal::Revoked).await;
+        refused.push(returned.elapsed());
     }
     delays.sort();
+    refused.sort();
     println!("logout on one authd process -> stream on the other: {delays:?}");
+    println!("logout on either -> refused by the verifier on the second: {refused:?}");
     assert_eq!(
         seen[0], seen[1],
         "both replicas, the same revocations and cursors"
@@ -417,13 +248,8 @@ async fn two_authd_processes_on_one_database_agree_on_every_revocation_within_a_
     assert!(seen[0].windows(2).all(|w| w[0].0 < w[1].0), "{:?}", seen[0]);
     let sids: std::collections::HashSet<_> = seen[0].iter().map(|(_, sid)| sid).collect();
     assert_eq!(sids.len(), sessions.len(), "each session once");
-    // The contract's second for the median; a loaded machine gets the generous bound.
-    assert!(
-        delays[delays.len() / 2] < Duration::from_secs(1),
-        "{delays:?}"
-    );
     assert!(delays.iter().all(|d| *d < WITHIN), "{delays:?}");
-    // Session 0 ended on the first process; the verifier holds the second's stream.
-    until_refused(&verifier, &sessions[0].access_token, Refusal::Revoked).await;
+    // The even sessions ended on the first process; the verifier holds the second's stream.
+    assert!(refused.iter().all(|d| *d < WITHIN), "{refused:?}");
     assert_eq!(verifier.revoked_count(), sessions.len());
 }
