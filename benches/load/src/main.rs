@@ -77,11 +77,26 @@ struct Args {
     targets: Vec<String>,
     /// Database sizes (users, with a session each) of the scale phases, seeded through authd's
     /// store on SQLite and PostgreSQL (when those targets run); empty to leave them out.
-    #[arg(long, value_delimiter = ',', default_value = "1000,1000000")]
-    scale_users: Vec<usize>,
+    #[arg(long, default_value = "1000,1000000", value_parser = sizes)]
+    scale_users: Sizes,
     /// Where the Markdown report goes (also printed).
     #[arg(long, default_value = "target/bench/report.md")]
     out: PathBuf,
+}
+
+/// A comma-separated list of database sizes, possibly empty.
+#[derive(Clone)]
+struct Sizes(Vec<usize>);
+
+fn sizes(list: &str) -> Result<Sizes, String> {
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| match s.trim().parse::<usize>() {
+            Ok(0) | Err(_) => Err(format!("{s:?} is not a number of users above 0")),
+            Ok(n) => Ok(n),
+        })
+        .collect::<Result<_, _>>()
+        .map(Sizes)
 }
 
 #[derive(Subcommand)]
@@ -137,10 +152,6 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    anyhow::ensure!(
-        !args.scale_users.contains(&0),
-        "--scale-users needs sizes above 0"
-    );
     anyhow::ensure!(
         !args.callers.is_empty() && !args.callers.contains(&0),
         "--callers needs counts above 0"
@@ -218,7 +229,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(12)).await;
         after_load_rss_kib = Some(sqlite.server.rss_kib()?);
         sqlite.server.stop().await?;
-        for &users in &args.scale_users {
+        for &users in &args.scale_users.0 {
             let file = dir.path().join(format!("scale-{users}.db"));
             let url = format!("sqlite://{}?mode=rwc", file.display());
             rows.extend(
@@ -279,7 +290,7 @@ async fn main() -> anyhow::Result<()> {
                         .context("authd on PostgreSQL")?,
                 );
                 pg.server.stop().await?;
-                for &users in &args.scale_users {
+                for &users in &args.scale_users.0 {
                     let url = fresh(&format!("scale{users}")).await?;
                     rows.extend(
                         scale(
@@ -350,7 +361,7 @@ async fn main() -> anyhow::Result<()> {
     let goals = goals(
         &rows,
         &plan,
-        &args.scale_users,
+        &args.scale_users.0,
         serving_ms,
         idle_rss_kib,
         after_load_rss_kib,
