@@ -137,18 +137,13 @@ impl AuthService {
         refresh_token: &str,
         client: &ClientInfo,
     ) -> Result<TokenPair, AuthError> {
-        let (token, session) = self.find_refresh(refresh_token, client).await?;
+        let (token, session, user) = self.find_refresh(refresh_token, client).await?;
         let now = Utc::now();
         // Past its absolute lifetime a session ends, however recently it was refreshed.
         let expires_at = self.session_expiry(session.created_at, now);
         if !session.is_live(now) || token.expires_at <= now || expires_at <= now {
             return Err(AuthError::InvalidRefreshToken);
         }
-        let user = self
-            .store
-            .user_by_id(UserId(session.user_id))
-            .await?
-            .ok_or(AuthError::InvalidRefreshToken)?;
         let new = IssuedToken::generate()?;
         let session_id = SessionId(session.id);
 
@@ -200,7 +195,7 @@ impl AuthService {
         all_sessions: bool,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        let (token, session) = self.find_refresh(refresh_token, client).await?;
+        let (token, session, _) = self.find_refresh(refresh_token, client).await?;
         let now = Utc::now();
         if all_sessions {
             let current =
@@ -227,13 +222,13 @@ impl AuthService {
         Ok(())
     }
 
-    /// The refresh token `raw` and its session. A client that keeps presenting unknown tokens
+    /// The refresh token `raw`, its session and its user. A client that keeps presenting unknown tokens
     /// is throttled.
     async fn find_refresh(
         &self,
         raw: &str,
         client: &ClientInfo,
-    ) -> Result<(RefreshTokenRecord, SessionRecord), AuthError> {
+    ) -> Result<(RefreshTokenRecord, SessionRecord, UserRecord), AuthError> {
         self.throttle.check_client(&client.ip).await?;
         let found = match TokenDigest::of_presented(raw.trim()) {
             Some(digest) => self.store.refresh_token(&digest).await?,

@@ -1,6 +1,6 @@
 use super::entity::{refresh_token, session, user};
 use super::revocations::{Ending, end_sessions};
-use super::{RefreshTokenRecord, SessionRecord, Store, StoreError};
+use super::{RefreshTokenRecord, SessionRecord, Store, StoreError, UserRecord};
 use crate::crypto::token::TokenDigest;
 use crate::domain::{SessionId, UserId};
 use chrono::{DateTime, Utc};
@@ -83,17 +83,19 @@ impl Store {
         Ok(true)
     }
 
-    /// The refresh token with this digest and its session.
+    /// The refresh token with this digest, its session and the session's user, in one query
+    /// (a refresh needs all three).
     pub async fn refresh_token(
         &self,
         digest: &TokenDigest,
-    ) -> Result<Option<(RefreshTokenRecord, SessionRecord)>, StoreError> {
+    ) -> Result<Option<(RefreshTokenRecord, SessionRecord, UserRecord)>, StoreError> {
         let found = refresh_token::Entity::find()
             .filter(refresh_token::Column::TokenHash.eq(digest.0.to_vec()))
             .find_also_related(session::Entity)
+            .and_also_related(user::Entity)
             .one(&self.db)
             .await?;
-        Ok(found.and_then(|(token, session)| session.map(|session| (token, session))))
+        Ok(found.and_then(|(token, session, user)| Some((token, session?, user?))))
     }
 
     /// Spends `old` and stores `new` for the same session, extending the session to `expires_at`.
