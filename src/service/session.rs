@@ -222,8 +222,8 @@ impl AuthService {
         Ok(())
     }
 
-    /// The refresh token `raw`, its session and its user. A client that keeps presenting unknown tokens
-    /// is throttled.
+    /// The refresh token `raw`, its session and its user. A client that keeps presenting
+    /// unknown tokens is throttled.
     async fn find_refresh(
         &self,
         raw: &str,
