@@ -1,4 +1,5 @@
-//! Cryptography: password hashing, opaque tokens, signing keys, access tokens and sealing.
+//! Cryptography: password hashing, opaque tokens, signing keys, access tokens, sealing and
+//! one-time passwords (TOTP).
 
 pub mod hash_pool;
 pub mod jwt;
@@ -6,3 +7,4 @@ pub mod keys;
 pub mod password;
 pub mod seal;
 pub mod token;
+pub mod totp;
