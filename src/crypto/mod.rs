@@ -5,6 +5,7 @@ pub mod hash_pool;
 pub mod jwt;
 pub mod keys;
 pub mod password;
+pub mod qr;
 pub mod seal;
 pub mod token;
 pub mod totp;
