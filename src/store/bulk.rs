@@ -3,7 +3,7 @@
 //! scale phase; moving users in from another app needs the users half).
 
 use super::entity::{refresh_token, session, user};
-use super::sessions::NewSession;
+use super::sessions::{NewSession, new_refresh_row, new_session_row};
 use super::{Store, StoreError};
 use crate::crypto::token::TokenDigest;
 use crate::domain::{DisplayName, Email, UserId};
@@ -54,29 +54,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         let txn = self.db.begin().await?;
         for chunk in sessions.chunks(ROWS_PER_STATEMENT) {
-            session::Entity::insert_many(chunk.iter().map(|(s, _)| session::ActiveModel {
-                id: Set(s.id.0),
-                user_id: Set(s.user_id.0),
-                created_at: Set(s.now),
-                last_used_at: Set(s.now),
-                expires_at: Set(s.expires_at),
-                revoked_at: Set(None),
-                user_agent: Set(s.user_agent.clone()),
-                ip: Set(s.ip.clone()),
-                client_id: Set(Some(s.client_id.clone())),
-            }))
-            .exec_without_returning(&txn)
-            .await?;
-            refresh_token::Entity::insert_many(chunk.iter().map(|(s, digest)| {
-                refresh_token::ActiveModel {
-                    id: Set(uuid::Uuid::now_v7()),
-                    session_id: Set(s.id.0),
-                    token_hash: Set(digest.0.to_vec()),
-                    created_at: Set(s.now),
-                    expires_at: Set(s.expires_at),
-                    spent_at: Set(None),
-                }
-            }))
+            session::Entity::insert_many(chunk.iter().map(|(s, _)| new_session_row(s)))
+                .exec_without_returning(&txn)
+                .await?;
+            refresh_token::Entity::insert_many(
+                chunk
+                    .iter()
+                    .map(|(s, digest)| new_refresh_row(s.id, digest, s.now, s.expires_at)),
+            )
             .exec_without_returning(&txn)
             .await?;
         }

@@ -65,19 +65,9 @@ impl Store {
         if unchanged.rows_affected != 1 {
             return Ok(false);
         }
-        session::Entity::insert(session::ActiveModel {
-            id: Set(new.id.0),
-            user_id: Set(new.user_id.0),
-            created_at: Set(new.now),
-            last_used_at: Set(new.now),
-            expires_at: Set(new.expires_at),
-            revoked_at: Set(None),
-            user_agent: Set(new.user_agent),
-            ip: Set(new.ip),
-            client_id: Set(Some(new.client_id)),
-        })
-        .exec_without_returning(&txn)
-        .await?;
+        session::Entity::insert(new_session_row(&new))
+            .exec_without_returning(&txn)
+            .await?;
         insert_refresh(&txn, new.id, refresh, new.now, new.expires_at).await?;
         txn.commit().await?;
         Ok(true)
@@ -222,15 +212,40 @@ async fn insert_refresh<C: ConnectionTrait>(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    refresh_token::Entity::insert(refresh_token::ActiveModel {
+    refresh_token::Entity::insert(new_refresh_row(session_id, digest, now, expires_at))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// The row of a session about to start: live, last used when it starts.
+pub(super) fn new_session_row(new: &NewSession) -> session::ActiveModel {
+    session::ActiveModel {
+        id: Set(new.id.0),
+        user_id: Set(new.user_id.0),
+        created_at: Set(new.now),
+        last_used_at: Set(new.now),
+        expires_at: Set(new.expires_at),
+        revoked_at: Set(None),
+        user_agent: Set(new.user_agent.clone()),
+        ip: Set(new.ip.clone()),
+        client_id: Set(Some(new.client_id.clone())),
+    }
+}
+
+/// The row of a refresh token not yet spent.
+pub(super) fn new_refresh_row(
+    session_id: SessionId,
+    digest: &TokenDigest,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> refresh_token::ActiveModel {
+    refresh_token::ActiveModel {
         id: Set(uuid::Uuid::now_v7()),
         session_id: Set(session_id.0),
         token_hash: Set(digest.0.to_vec()),
         created_at: Set(now),
         expires_at: Set(expires_at),
         spent_at: Set(None),
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
+    }
 }
