@@ -144,12 +144,7 @@ async fn main() -> anyhow::Result<()> {
     }) = &args.command
     {
         let seeded = seed::seed(database_url, *users, true).await?;
-        eprintln!(
-            "authd-load seed: {} users and sessions in {:.1} s ({:.0} users/s)",
-            seeded.users,
-            seeded.elapsed.as_secs_f64(),
-            seeded.users as f64 / seeded.elapsed.as_secs_f64()
-        );
+        eprintln!("authd-load seed: {}", seeded.summary());
         return Ok(());
     }
     anyhow::ensure!(
@@ -418,9 +413,8 @@ async fn scale(
         .await
         .with_context(|| format!("seed {users} users for {name}"))?;
     notes.push(format!(
-        "Scale, {name}: {users} users and sessions seeded through the store in {:.1} s ({:.0} users/s).",
-        seeded.elapsed.as_secs_f64(),
-        users as f64 / seeded.elapsed.as_secs_f64()
+        "Scale, {name}: seeded through the store, {}.",
+        seeded.summary()
     ));
     let authd = authd::Authd::start(&args.authd_bin, name, url, &[], log_dir).await?;
     let rows = authd::scale_phases(&authd, users, plan.first_check_callers(), plan.duration)

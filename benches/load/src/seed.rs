@@ -29,6 +29,18 @@ pub struct Seeded {
     pub elapsed: Duration,
 }
 
+impl Seeded {
+    /// `N users and sessions in S s (R users/s)`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} users and sessions in {:.1} s ({:.0} users/s)",
+            self.users,
+            self.elapsed.as_secs_f64(),
+            self.users as f64 / self.elapsed.as_secs_f64()
+        )
+    }
+}
+
 /// Migrates the database at `database_url` and adds `users` users, numbered from 0, with a
 /// session each. The database must not hold seeded users yet.
 pub async fn seed(database_url: &str, users: usize, progress: bool) -> anyhow::Result<Seeded> {
