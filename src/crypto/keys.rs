@@ -176,15 +176,19 @@ impl KeyPair {
         }
     }
 
+    /// The error for a private half that does not parse as a key of its algorithm (names the
+    /// key, never its bytes).
+    fn invalid(&self) -> anyhow::Error {
+        anyhow::anyhow!(
+            "signing key {}: not a valid {} private key",
+            self.kid,
+            self.algorithm
+        )
+    }
+
     /// The public half as published, with `kid`, `use` and `alg`.
     pub fn public_jwk(&self) -> anyhow::Result<Jwk> {
-        let invalid = || {
-            anyhow::anyhow!(
-                "signing key {}: not a valid {} private key",
-                self.kid,
-                self.algorithm
-            )
-        };
+        let invalid = || self.invalid();
         let mut jwk = match self.algorithm {
             // jsonwebtoken derives Ed25519 public keys only from PKCS#8 v1; authd's keys are v2
             // (with the public key), so dalek reads them.
@@ -240,13 +244,7 @@ impl ParsedKey {
     fn parse(pair: &KeyPair) -> anyhow::Result<Self> {
         use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
         use ring::signature::{Ed25519KeyPair, RsaKeyPair};
-        let invalid = || {
-            anyhow::anyhow!(
-                "signing key {}: not a valid {} private key",
-                pair.kid,
-                pair.algorithm
-            )
-        };
+        let invalid = || pair.invalid();
         let rng = ring::rand::SystemRandom::new();
         let der = &pair.private_der;
         Ok(match pair.algorithm {
