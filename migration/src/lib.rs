@@ -9,6 +9,7 @@ mod m20261201_000002_throttles_and_audit;
 mod m20261202_000003_session_client_id;
 mod m20261203_000004_revocations;
 mod m20261204_000005_key_life_cycle;
+mod m20261205_000006_second_factor;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_session_client_id::Migration),
             Box::new(m20261203_000004_revocations::Migration),
             Box::new(m20261204_000005_key_life_cycle::Migration),
+            Box::new(m20261205_000006_second_factor::Migration),
         ]
     }
 }

@@ -4,7 +4,7 @@
 //! the named key's own.
 
 use super::keys::{KeyRing, KeySet};
-use crate::domain::{ClientId, SessionId, UserId};
+use crate::domain::{AuthMethods, ClientId, SessionId, UserId};
 use authd_verifier::{ACCESS_TOKEN_TYP, AccessClaims, Audience, Checks};
 use jsonwebtoken::{Algorithm, Header};
 use sha2::{Digest, Sha256};
@@ -22,6 +22,10 @@ pub struct Subject<'a> {
     pub client_id: &'a ClientId,
     pub email: &'a str,
     pub email_verified: bool,
+    /// How the session's login was authenticated (`amr`).
+    pub methods: AuthMethods,
+    /// The user's id in the app they were imported from (`ext_id`).
+    pub ext_id: Option<&'a str>,
 }
 
 /// Issues and verifies access tokens with the key ring.
@@ -73,6 +77,13 @@ impl AccessTokens {
             client_id: Some(subject.client_id.to_string()),
             email: subject.email.to_owned(),
             email_verified: subject.email_verified,
+            amr: subject
+                .methods
+                .values()
+                .iter()
+                .map(|m| (*m).to_owned())
+                .collect(),
+            ext_id: subject.ext_id.map(str::to_owned),
         };
         // The key set sets `alg` and `kid`: those of the key that signs at `now`.
         let mut header = Header::new(Algorithm::EdDSA);
@@ -174,6 +185,8 @@ mod tests {
             client_id: &CLIENT,
             email: "a@example.com",
             email_verified: true,
+            methods: AuthMethods::Password,
+            ext_id: None,
         }
     }
 

@@ -1,12 +1,14 @@
 //! Validated values. Input from callers is parsed into these types once, at the edge of a use
 //! case; everything behind that works with values that are known to be well-formed.
 
+mod amr;
 mod client_id;
 mod email;
 mod ids;
 mod name;
 mod password;
 
+pub use amr::AuthMethods;
 pub use client_id::{CLIENT_ID_MAX_LEN, ClientId};
 pub use email::Email;
 pub use ids::{SessionId, UserId};

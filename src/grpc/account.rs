@@ -39,6 +39,34 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, AuthError> {
 
 #[tonic::async_trait]
 impl AccountServiceRpc for AccountGrpc {
+    async fn begin_totp_enrollment(
+        &self,
+        _: Request<pb::BeginTotpEnrollmentRequest>,
+    ) -> Reply<pb::BeginTotpEnrollmentResponse> {
+        Err(Status::unimplemented("not served yet"))
+    }
+
+    async fn confirm_totp(
+        &self,
+        _: Request<pb::ConfirmTotpRequest>,
+    ) -> Reply<pb::ConfirmTotpResponse> {
+        Err(Status::unimplemented("not served yet"))
+    }
+
+    async fn disable_totp(
+        &self,
+        _: Request<pb::DisableTotpRequest>,
+    ) -> Reply<pb::DisableTotpResponse> {
+        Err(Status::unimplemented("not served yet"))
+    }
+
+    async fn regenerate_recovery_codes(
+        &self,
+        _: Request<pb::RegenerateRecoveryCodesRequest>,
+    ) -> Reply<pb::RegenerateRecoveryCodesResponse> {
+        Err(Status::unimplemented("not served yet"))
+    }
+
     async fn get_profile(
         &self,
         request: Request<pb::GetProfileRequest>,

@@ -38,6 +38,10 @@ type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl AuthServiceRpc for AuthGrpc {
+    async fn verify_mfa(&self, _: Request<pb::VerifyMfaRequest>) -> Reply<pb::TokenResponse> {
+        Err(Status::unimplemented("VerifyMfa is not served yet"))
+    }
+
     async fn signup(&self, request: Request<pb::SignupRequest>) -> Reply<pb::SignupResponse> {
         let client = self.proxies.client_info(&request);
         let r = request.into_inner();
@@ -147,6 +151,8 @@ impl AuthServiceRpc for AuthGrpc {
                 email_verified: c.email_verified,
                 token_type: TOKEN_TYPE.to_owned(),
                 client_id: c.client_id.unwrap_or_default(),
+                amr: c.amr,
+                ext_id: c.ext_id.unwrap_or_default(),
             },
         };
         Ok(Response::new(answer))
@@ -204,6 +210,8 @@ impl From<UserView> for pb::User {
             name: user.name,
             email_verified: user.email_verified,
             created_at: Some(timestamp(user.created_at)),
+            ext_id: user.ext_id.unwrap_or_default(),
+            mfa_enabled: user.mfa_enabled,
         }
     }
 }
@@ -218,6 +226,7 @@ impl From<TokenPair> for pb::TokenResponse {
             refresh_expires_in: i64::try_from(pair.refresh_expires_in.as_secs())
                 .unwrap_or(i64::MAX),
             user: Some(pair.user.into()),
+            ..Default::default()
         }
     }
 }

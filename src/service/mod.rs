@@ -80,6 +80,10 @@ pub struct UserView {
     pub name: String,
     pub email_verified: bool,
     pub created_at: DateTime<Utc>,
+    /// The user's id in the app they were imported from.
+    pub ext_id: Option<String>,
+    /// Login needs the second factor.
+    pub mfa_enabled: bool,
 }
 
 impl From<UserRecord> for UserView {
@@ -90,6 +94,8 @@ impl From<UserRecord> for UserView {
             name: user.name,
             email_verified: user.email_verified,
             created_at: user.created_at,
+            ext_id: user.ext_id,
+            mfa_enabled: user.mfa_enabled,
         }
     }
 }

@@ -5,7 +5,7 @@ use super::{
 };
 use crate::crypto::jwt::Subject;
 use crate::crypto::token::{IssuedToken, TokenDigest};
-use crate::domain::{ClientId, Email, Password, SessionId, UserId, Violations};
+use crate::domain::{AuthMethods, ClientId, Email, Password, SessionId, UserId, Violations};
 use crate::store::{NewSession, RefreshTokenRecord, Rotation, SessionRecord, UsedFrom, UserRecord};
 use chrono::{DateTime, Utc};
 
@@ -78,6 +78,7 @@ impl AuthService {
             user_agent: client.user_agent.clone(),
             ip: client.ip.clone(),
             client_id: client_id.to_string(),
+            amr: AuthMethods::Password,
         };
         let started = self
             .store
@@ -118,14 +119,12 @@ impl AuthService {
         if verified.needs_rehash {
             self.upgrade_hash(&user, &password).await;
         }
-        self.token_pair(
-            user,
+        let grant = Grant {
             session_id,
-            &client_id,
-            refresh.secret,
-            now,
-            expires_at,
-        )
+            client_id: &client_id,
+            methods: AuthMethods::Password,
+        };
+        self.token_pair(user, &grant, refresh.secret, now, expires_at)
     }
 
     /// Spends a refresh token and returns a new pair for the same session. Presenting a spent
@@ -174,7 +173,12 @@ impl AuthService {
                         .session(session_id),
                 );
                 let client_id = self.session_client_id(&session);
-                self.token_pair(user, session_id, &client_id, new.secret, now, expires_at)
+                let grant = Grant {
+                    session_id,
+                    client_id: &client_id,
+                    methods: AuthMethods::from_stored(session.amr.as_deref()),
+                };
+                self.token_pair(user, &grant, new.secret, now, expires_at)
             }
             Rotation::SessionEnded | Rotation::AlreadySpent => Err(AuthError::InvalidRefreshToken),
         }
@@ -308,21 +312,23 @@ impl AuthService {
             .unwrap_or_else(|| self.policy.default_client_id.clone())
     }
 
-    fn token_pair(
+    /// The access token of `grant`'s session for `user`, with the session's new refresh token.
+    pub(super) fn token_pair(
         &self,
         user: UserRecord,
-        session_id: SessionId,
-        client_id: &ClientId,
+        grant: &Grant<'_>,
         refresh_token: String,
         now: DateTime<Utc>,
         refresh_expires_at: DateTime<Utc>,
     ) -> Result<TokenPair, AuthError> {
         let subject = Subject {
             user_id: UserId(user.id),
-            session_id,
-            client_id,
+            session_id: grant.session_id,
+            client_id: grant.client_id,
             email: &user.email,
             email_verified: user.email_verified,
+            methods: grant.methods,
+            ext_id: user.ext_id.as_deref(),
         };
         let access_token = self.tokens.issue(&subject, now.timestamp())?;
         Ok(TokenPair {
@@ -333,6 +339,13 @@ impl AuthService {
             user: UserView::from(user),
         })
     }
+}
+
+/// The session an access token is for, as its claims name it.
+pub(super) struct Grant<'a> {
+    pub session_id: SessionId,
+    pub client_id: &'a ClientId,
+    pub methods: AuthMethods,
 }
 
 /// Where a refresh comes from, as the session keeps it.

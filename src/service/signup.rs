@@ -93,6 +93,8 @@ impl AuthService {
             name: name.as_str().to_owned(),
             email_verified: false,
             created_at: now,
+            ext_id: None,
+            mfa_enabled: false,
         })
     }
 

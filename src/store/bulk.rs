@@ -22,6 +22,8 @@ pub struct BulkUser {
     pub password_hash: String,
     pub email_verified: bool,
     pub created_at: DateTime<Utc>,
+    /// The user's id in the app they come from, if any (unique).
+    pub ext_id: Option<String>,
 }
 
 impl Store {
@@ -38,6 +40,8 @@ impl Store {
                 email_verified: Set(u.email_verified),
                 created_at: Set(u.created_at),
                 updated_at: Set(u.created_at),
+                ext_id: Set(u.ext_id.clone()),
+                mfa_enabled: Set(false),
             }))
             .exec_without_returning(&txn)
             .await?;

@@ -2,7 +2,7 @@ use super::entity::{refresh_token, session, user};
 use super::revocations::{Ending, end_sessions};
 use super::{RefreshTokenRecord, SessionRecord, Store, StoreError, UserRecord};
 use crate::crypto::token::TokenDigest;
-use crate::domain::{SessionId, UserId};
+use crate::domain::{AuthMethods, SessionId, UserId};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -19,6 +19,8 @@ pub struct NewSession {
     pub user_agent: String,
     pub ip: String,
     pub client_id: String,
+    /// How the login was authenticated.
+    pub amr: AuthMethods,
 }
 
 /// Where a session is being used from (at a refresh): kept with the session, so its owner sees
@@ -230,6 +232,7 @@ pub(super) fn new_session_row(new: &NewSession) -> session::ActiveModel {
         user_agent: Set(new.user_agent.clone()),
         ip: Set(new.ip.clone()),
         client_id: Set(Some(new.client_id.clone())),
+        amr: Set(Some(new.amr.as_stored().to_owned())),
     }
 }
 

@@ -32,6 +32,8 @@ impl Store {
             email_verified: Set(false),
             created_at: Set(new.now),
             updated_at: Set(new.now),
+            ext_id: Set(None),
+            mfa_enabled: Set(false),
         }
         .insert(&txn)
         .await?;

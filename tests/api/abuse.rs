@@ -236,6 +236,7 @@ async fn the_cleanup_deletes_what_has_expired_and_keeps_the_rest() {
         user_agent: Set("old".into()),
         ip: Set(String::new()),
         client_id: Set(None),
+        amr: Set(None),
     }
     .insert(&db)
     .await

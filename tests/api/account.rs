@@ -302,6 +302,26 @@ async fn reflection_describes_the_account_service_and_its_methods() {
                 ".auth.v1.RevokeSessionRequest",
                 ".auth.v1.RevokeSessionResponse"
             ),
+            (
+                "BeginTotpEnrollment",
+                ".auth.v1.BeginTotpEnrollmentRequest",
+                ".auth.v1.BeginTotpEnrollmentResponse"
+            ),
+            (
+                "ConfirmTotp",
+                ".auth.v1.ConfirmTotpRequest",
+                ".auth.v1.ConfirmTotpResponse"
+            ),
+            (
+                "DisableTotp",
+                ".auth.v1.DisableTotpRequest",
+                ".auth.v1.DisableTotpResponse"
+            ),
+            (
+                "RegenerateRecoveryCodes",
+                ".auth.v1.RegenerateRecoveryCodesRequest",
+                ".auth.v1.RegenerateRecoveryCodesResponse"
+            ),
         ]
     );
 }

@@ -44,6 +44,7 @@ fn user(i: usize, password_hash: &str) -> BulkUser {
         password_hash: password_hash.to_owned(),
         email_verified: true,
         created_at: chrono::Utc::now(),
+        ext_id: None,
     }
 }
 
@@ -57,6 +58,7 @@ fn session(user_id: UserId) -> (NewSession, IssuedToken) {
         user_agent: "bulk".into(),
         ip: "127.0.0.1".into(),
         client_id: "authd".into(),
+        amr: Default::default(),
     };
     (session, IssuedToken::generate().unwrap())
 }

@@ -496,6 +496,8 @@ pub async fn insert_user_with_hash(
         email_verified: Set(true),
         created_at: Set(now),
         updated_at: Set(now),
+        ext_id: Set(None),
+        mfa_enabled: Set(false),
     }
     .insert(&app.db.connect().await)
     .await

@@ -374,6 +374,7 @@ async fn insert_sessions(db: &TestDb, user_id: &str, n: usize) {
             user_agent: Set("bulk".into()),
             ip: Set("127.0.0.1".into()),
             client_id: Set(None),
+            amr: Set(None),
         })
         .collect();
     for chunk in rows.chunks(500) {

@@ -94,8 +94,13 @@ async fn access_tokens_carry_exactly_the_contract_claims_and_the_jwks_is_public_
     let object = claims.as_object().unwrap();
     let mut names: Vec<&str> = object.keys().map(String::as_str).collect();
     names.sort_unstable();
-    let expected = "aud client_id email email_verified exp iat iss jti sid sub";
+    let expected = "amr aud client_id email email_verified exp iat iss jti sid sub";
     assert_eq!(names.join(" "), expected, "nothing more, nothing secret");
+    assert_eq!(
+        claims["amr"],
+        serde_json::json!(["pwd"]),
+        "a password login"
+    );
     assert_eq!(claims["aud"], "authd");
     assert_eq!(claims["iss"], "http://authd.test");
     assert_eq!(claims["email"], "claims@example.com");

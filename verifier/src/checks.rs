@@ -54,6 +54,10 @@ struct Payload {
     email_verified: bool,
     #[serde(default)]
     nbf: Option<i64>,
+    #[serde(default)]
+    amr: Vec<String>,
+    #[serde(default)]
+    ext_id: Option<String>,
 }
 
 impl Checks {
@@ -187,6 +191,8 @@ impl Checks {
             client_id: payload.client_id,
             email: payload.email,
             email_verified: payload.email_verified,
+            amr: payload.amr,
+            ext_id: payload.ext_id,
         })
     }
 }

@@ -33,6 +33,13 @@ pub struct AccessClaims {
     pub email: String,
     /// Whether the user has verified that address.
     pub email_verified: bool,
+    /// How the session's login was authenticated (RFC 8176): `pwd`, and `otp` after a second
+    /// factor. Absent from tokens issued before the claim existed, which were password logins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// The user's id in the app they were imported from, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext_id: Option<String>,
 }
 
 /// `aud` is a string for one audience and an array for several (RFC 7519 §4.1.3).
@@ -88,6 +95,18 @@ pub struct Claims {
     pub issuer: String,
     /// The token's audiences (`aud`).
     pub audience: Vec<String>,
+    /// How the login was authenticated (`amr`, RFC 8176): `pwd`, `otp`.
+    pub methods: Vec<String>,
+    /// The user's id in the app they were imported from (`ext_id`), when there is one.
+    pub ext_id: Option<String>,
+}
+
+impl Claims {
+    /// Whether the login passed a second factor (`amr` holds `otp`): what a handler asks before a
+    /// sensitive call (PERMISSION_DENIED when it did not).
+    pub fn has_second_factor(&self) -> bool {
+        self.methods.iter().any(|m| m == "otp")
+    }
 }
 
 impl TryFrom<AccessClaims> for Claims {
@@ -112,6 +131,8 @@ impl TryFrom<AccessClaims> for Claims {
             client_id: claims.client_id,
             issuer: claims.iss,
             audience,
+            methods: claims.amr,
+            ext_id: claims.ext_id,
         })
     }
 }
@@ -132,6 +153,8 @@ mod tests {
             client_id: None,
             email: "a@example.com".into(),
             email_verified: true,
+            amr: Vec::new(),
+            ext_id: None,
         }
     }
 

@@ -149,6 +149,8 @@ impl AuthService for Service {
             email_verified: true,
             token_type: "Bearer".into(),
             client_id: String::new(),
+            amr: Vec::new(),
+            ext_id: String::new(),
         }))
     }
 }

@@ -118,6 +118,8 @@ impl Inner {
             client_id: Some(answer.client_id).filter(|id| !id.is_empty()),
             email: answer.email,
             email_verified: answer.email_verified,
+            amr: answer.amr,
+            ext_id: Some(answer.ext_id).filter(|id| !id.is_empty()),
         })?;
         if let (Some(cache), Some(key)) = (&self.cache, key) {
             cache.put(key, &claims, crate::checks::unix_now());
@@ -237,6 +239,8 @@ mod tests {
             client_id: None,
             email: "e@example.com".into(),
             email_verified: true,
+            amr: Vec::new(),
+            ext_id: None,
         })
         .unwrap()
     }

@@ -85,6 +85,7 @@ pub async fn seed(database_url: &str, users: usize, progress: bool) -> anyhow::R
                 password_hash: hash.clone(),
                 email_verified: true,
                 created_at: now,
+                ext_id: None,
             });
         }
         store.insert_users(&batch).await.context("insert users")?;
@@ -99,6 +100,7 @@ pub async fn seed(database_url: &str, users: usize, progress: bool) -> anyhow::R
                     user_agent: "authd-load seed".into(),
                     ip: "127.0.0.1".into(),
                     client_id: settings.default_client_id.as_str().to_owned(),
+                    amr: Default::default(),
                 };
                 Ok((session, IssuedToken::generate()?.digest))
             })

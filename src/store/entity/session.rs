@@ -15,6 +15,9 @@ pub struct Model {
     /// The OAuth client the session is for; NULL (sessions from before the column) means the
     /// configured default.
     pub client_id: Option<String>,
+    /// How the login was authenticated: RFC 8176 `amr` values, space separated (`pwd otp`).
+    /// NULL (sessions from before the column) means a password login.
+    pub amr: Option<String>,
 }
 
 impl Model {

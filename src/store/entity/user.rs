@@ -12,6 +12,11 @@ pub struct Model {
     pub email_verified: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The user's id in the app they were imported from (`authd import`), unique when set.
+    pub ext_id: Option<String>,
+    /// Login needs the second factor: kept with the TOTP factor's confirmation, in its
+    /// transaction.
+    pub mfa_enabled: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
