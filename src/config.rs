@@ -302,6 +302,12 @@ pub struct Settings {
     /// Password reset token lifetime.
     #[arg(long, env = "AUTHD_RESET_TTL", default_value = "1h", value_parser = parse_duration)]
     pub reset_ttl: Duration,
+    /// How long the `mfa_token` of a login that needs a second factor stays good.
+    #[arg(long, env = "AUTHD_MFA_TOKEN_TTL", default_value = "5m", value_parser = parse_duration)]
+    pub mfa_token_ttl: Duration,
+    /// The issuer authenticator apps show next to the account (the `otpauth://` URI's label).
+    #[arg(long, env = "AUTHD_TOTP_ISSUER", default_value = "authd")]
+    pub totp_issuer: String,
     /// Refuse login until the email is verified.
     #[arg(long, env = "AUTHD_REQUIRE_VERIFIED_EMAIL", default_value = "true", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
     pub require_verified_email: bool,
@@ -433,6 +439,14 @@ pub struct ThrottleSettings {
     /// to it before may try, until a password reset (NIST SP 800-63B: at most 100).
     #[arg(long = "throttle-account-max-failures", env = "AUTHD_THROTTLE_ACCOUNT_MAX_FAILURES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub account_max_failures: u32,
+    /// Wrong second-factor codes for one account before each further try waits a growing
+    /// delay. A right password does not clear them; only a right code does.
+    #[arg(
+        long = "throttle-account-mfa-failures",
+        env = "AUTHD_THROTTLE_ACCOUNT_MFA_FAILURES",
+        default_value_t = 5
+    )]
+    pub account_mfa_failures: u32,
     /// Failures (logins, refresh, verification and reset tokens) from one client address, across
     /// all accounts, before it waits.
     #[arg(

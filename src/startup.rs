@@ -81,6 +81,8 @@ impl Application {
         let mails = MailComposer::new(&settings.app_url).map_err(bad_setting)?;
         let transport = Transport::from_settings(settings.smtp_url.as_ref(), settings.mail_to_log)?;
         let sealer = settings.keys.sealer()?;
+        // The same key, for the TOTP secrets the use cases seal.
+        let totp_sealer = settings.keys.sealer()?;
         for warning in settings.warnings() {
             tracing::warn!("{warning}");
         }
@@ -136,6 +138,8 @@ impl Application {
             signup_enumeration_protection: settings.signup_enumeration_protection,
             verify_ttl: settings.verify_ttl,
             reset_ttl: settings.reset_ttl,
+            mfa_token_ttl: settings.mfa_token_ttl,
+            totp_issuer: settings.totp_issuer.clone(),
             require_verified_email: settings.require_verified_email,
             refresh_reuse_grace: settings.refresh_reuse_grace,
             password: PasswordPolicy {
@@ -160,6 +164,7 @@ impl Application {
             policy,
             background: AuthService::background_permits(),
             revocations,
+            sealer: totp_sealer,
         });
         let cleanup = CleanupJob {
             store: store.clone(),

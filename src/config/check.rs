@@ -122,6 +122,7 @@ impl Settings {
             ("refresh_ttl", self.refresh_ttl),
             ("verify_ttl", self.verify_ttl),
             ("reset_ttl", self.reset_ttl),
+            ("mfa_token_ttl", self.mfa_token_ttl),
             ("session_max_lifetime", self.session_max_lifetime),
             ("audit_retention", self.audit_retention),
             ("max_delay", self.throttle.max_delay),
@@ -144,11 +145,19 @@ impl Settings {
             ("account_mails", self.throttle.account_mails),
             ("client_mails", self.throttle.client_mails),
             ("client_signups", self.throttle.client_signups),
+            ("account_mfa_failures", self.throttle.account_mfa_failures),
         ];
         for (setting, value) in counts {
             if value == 0 {
                 problems.push(Problem::of(setting, "must be at least 1"));
             }
+        }
+        let totp_issuer = self.totp_issuer.trim();
+        if totp_issuer.is_empty() || totp_issuer.chars().count() > 64 || totp_issuer.contains(':') {
+            problems.push(Problem::of(
+                "totp_issuer",
+                "must be 1 to 64 characters without a colon (authenticator apps split the label at it)",
+            ));
         }
         if let Some(Err(why)) = self.issuer.as_deref().map(check_issuer) {
             problems.push(Problem::of("issuer", why));

@@ -6,6 +6,7 @@ pub mod jwt;
 pub mod keys;
 pub mod password;
 pub mod qr;
+pub mod recovery;
 pub mod seal;
 pub mod token;
 pub mod totp;

@@ -39,34 +39,6 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, AuthError> {
 
 #[tonic::async_trait]
 impl AccountServiceRpc for AccountGrpc {
-    async fn begin_totp_enrollment(
-        &self,
-        _: Request<pb::BeginTotpEnrollmentRequest>,
-    ) -> Reply<pb::BeginTotpEnrollmentResponse> {
-        Err(Status::unimplemented("not served yet"))
-    }
-
-    async fn confirm_totp(
-        &self,
-        _: Request<pb::ConfirmTotpRequest>,
-    ) -> Reply<pb::ConfirmTotpResponse> {
-        Err(Status::unimplemented("not served yet"))
-    }
-
-    async fn disable_totp(
-        &self,
-        _: Request<pb::DisableTotpRequest>,
-    ) -> Reply<pb::DisableTotpResponse> {
-        Err(Status::unimplemented("not served yet"))
-    }
-
-    async fn regenerate_recovery_codes(
-        &self,
-        _: Request<pb::RegenerateRecoveryCodesRequest>,
-    ) -> Reply<pb::RegenerateRecoveryCodesResponse> {
-        Err(Status::unimplemented("not served yet"))
-    }
-
     async fn get_profile(
         &self,
         request: Request<pb::GetProfileRequest>,
@@ -122,6 +94,60 @@ impl AccountServiceRpc for AccountGrpc {
             .revoke_session(caller, &request.into_inner().session_id, &client)
             .await?;
         Ok(Response::new(pb::RevokeSessionResponse {}))
+    }
+
+    async fn begin_totp_enrollment(
+        &self,
+        request: Request<pb::BeginTotpEnrollmentRequest>,
+    ) -> Reply<pb::BeginTotpEnrollmentResponse> {
+        let enrollment = self
+            .service
+            .begin_totp_enrollment(caller(&request)?)
+            .await?;
+        Ok(Response::new(pb::BeginTotpEnrollmentResponse {
+            otpauth_uri: enrollment.otpauth_uri,
+            secret: enrollment.secret,
+            qr_png: enrollment.qr_png,
+        }))
+    }
+
+    async fn confirm_totp(
+        &self,
+        request: Request<pb::ConfirmTotpRequest>,
+    ) -> Reply<pb::ConfirmTotpResponse> {
+        let (caller, client) = (caller(&request)?, self.proxies.client_info(&request));
+        let recovery_codes = self
+            .service
+            .confirm_totp(caller, &request.into_inner().code, &client)
+            .await?;
+        Ok(Response::new(pb::ConfirmTotpResponse { recovery_codes }))
+    }
+
+    async fn disable_totp(
+        &self,
+        request: Request<pb::DisableTotpRequest>,
+    ) -> Reply<pb::DisableTotpResponse> {
+        let (caller, client) = (caller(&request)?, self.proxies.client_info(&request));
+        let r = request.into_inner();
+        self.service
+            .disable_totp(caller, &r.password, &r.code, &client)
+            .await?;
+        Ok(Response::new(pb::DisableTotpResponse {}))
+    }
+
+    async fn regenerate_recovery_codes(
+        &self,
+        request: Request<pb::RegenerateRecoveryCodesRequest>,
+    ) -> Reply<pb::RegenerateRecoveryCodesResponse> {
+        let (caller, client) = (caller(&request)?, self.proxies.client_info(&request));
+        let r = request.into_inner();
+        let recovery_codes = self
+            .service
+            .regenerate_recovery_codes(caller, &r.password, &r.code, &client)
+            .await?;
+        Ok(Response::new(pb::RegenerateRecoveryCodesResponse {
+            recovery_codes,
+        }))
     }
 }
 

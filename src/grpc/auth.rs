@@ -3,7 +3,7 @@
 use super::client::TrustedProxies;
 use super::client_auth::ClientAuth;
 use super::pb::{self, auth_service_server::AuthService as AuthServiceRpc};
-use crate::service::{AuthService, Introspection, TokenPair, UserView};
+use crate::service::{AuthService, Introspection, LoginOutcome, TokenPair, UserView};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -38,10 +38,6 @@ type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl AuthServiceRpc for AuthGrpc {
-    async fn verify_mfa(&self, _: Request<pb::VerifyMfaRequest>) -> Reply<pb::TokenResponse> {
-        Err(Status::unimplemented("VerifyMfa is not served yet"))
-    }
-
     async fn signup(&self, request: Request<pb::SignupRequest>) -> Reply<pb::SignupResponse> {
         let client = self.proxies.client_info(&request);
         let r = request.into_inner();
@@ -57,9 +53,28 @@ impl AuthServiceRpc for AuthGrpc {
     async fn login(&self, request: Request<pb::LoginRequest>) -> Reply<pb::TokenResponse> {
         let client = self.proxies.client_info(&request);
         let r = request.into_inner();
-        let pair = self
+        let outcome = self
             .service
             .login(&r.email, &r.password, &r.client_id, client)
+            .await?;
+        Ok(Response::new(match outcome {
+            LoginOutcome::Tokens(pair) => pair.into(),
+            LoginOutcome::MfaRequired(challenge) => pb::TokenResponse {
+                mfa_required: true,
+                mfa_token: challenge.mfa_token,
+                mfa_factors: challenge.factors.iter().map(|f| (*f).to_owned()).collect(),
+                mfa_expires_in: i64::try_from(challenge.expires_in.as_secs()).unwrap_or(i64::MAX),
+                ..Default::default()
+            },
+        }))
+    }
+
+    async fn verify_mfa(&self, request: Request<pb::VerifyMfaRequest>) -> Reply<pb::TokenResponse> {
+        let client = self.proxies.client_info(&request);
+        let r = request.into_inner();
+        let pair = self
+            .service
+            .verify_mfa(&r.mfa_token, &r.code, &r.recovery_code, client)
             .await?;
         Ok(Response::new(pair.into()))
     }
@@ -226,7 +241,10 @@ impl From<TokenPair> for pb::TokenResponse {
             refresh_expires_in: i64::try_from(pair.refresh_expires_in.as_secs())
                 .unwrap_or(i64::MAX),
             user: Some(pair.user.into()),
-            ..Default::default()
+            mfa_required: false,
+            mfa_token: String::new(),
+            mfa_factors: Vec::new(),
+            mfa_expires_in: 0,
         }
     }
 }

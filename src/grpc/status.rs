@@ -30,7 +30,10 @@ impl From<AuthError> for Status {
             AuthError::InvalidCredentials
             | AuthError::InvalidRefreshToken
             | AuthError::WrongCurrentPassword
-            | AuthError::InvalidAccessToken => Status::unauthenticated(message),
+            | AuthError::InvalidAccessToken
+            | AuthError::InvalidMfaToken
+            | AuthError::InvalidMfaCode => Status::unauthenticated(message),
+            AuthError::SecondFactorState(_) => Status::failed_precondition(message),
             AuthError::SessionNotFound => Status::not_found(message),
             AuthError::EmailNotVerified => Status::permission_denied(message),
             AuthError::RateLimited { retry_after } => Status::with_error_details(

@@ -85,26 +85,11 @@ impl AuthService {
             v.check(new.check_not_email("new_password", &user.email));
         }
         let (current, new) = v.finish(current.zip(new))?;
-        let email = Email::parse("email", &user.email)
-            .map_err(|_| anyhow::anyhow!("the stored email of user {} does not parse", user.id))?;
 
-        let attempt = match self.throttle.begin_login(&email, &client.ip).await {
-            Ok(attempt) => attempt,
-            Err(err) => {
-                if matches!(err, AuthError::RateLimited { .. }) {
-                    self.audit(
-                        AuditEvent::new(AuditKind::Throttled, client).detail("change password"),
-                    );
-                }
-                return Err(err);
-            }
-        };
-        let verified = self
-            .hasher
-            .verify(&current, Some(&user.password_hash), attempt.started())
-            .await?;
-        if !verified.matches {
-            attempt.failed();
+        if !self
+            .check_current_password(&user, &current, client, "change password")
+            .await?
+        {
             self.audit(
                 AuditEvent::new(AuditKind::PasswordChangeFailed, client)
                     .user(caller.user_id)
@@ -113,7 +98,6 @@ impl AuthService {
             );
             return Err(AuthError::WrongCurrentPassword);
         }
-        attempt.succeeded().await?;
 
         let new_hash = self.hasher.hash(&new).await?;
         let notice = self.mails.password_changed_elsewhere(&user.email);
@@ -161,6 +145,39 @@ impl AuthService {
         Err(AuthError::WrongCurrentPassword)
     }
 
+    /// Whether `password` is the user's current one. Counted in the login throttle of the
+    /// account, so that a stolen access token cannot be used to guess the password faster than
+    /// a login could; `what` names the call in the audit trail when it is throttled.
+    pub(super) async fn check_current_password(
+        &self,
+        user: &UserRecord,
+        password: &Password,
+        client: &ClientInfo,
+        what: &'static str,
+    ) -> Result<bool, AuthError> {
+        let email = Email::parse("email", &user.email)
+            .map_err(|_| anyhow::anyhow!("the stored email of user {} does not parse", user.id))?;
+        let attempt = match self.throttle.begin_login(&email, &client.ip).await {
+            Ok(attempt) => attempt,
+            Err(err) => {
+                if matches!(err, AuthError::RateLimited { .. }) {
+                    self.audit(AuditEvent::new(AuditKind::Throttled, client).detail(what));
+                }
+                return Err(err);
+            }
+        };
+        let verified = self
+            .hasher
+            .verify(password, Some(&user.password_hash), attempt.started())
+            .await?;
+        if verified.matches {
+            attempt.succeeded().await?;
+        } else {
+            attempt.failed();
+        }
+        Ok(verified.matches)
+    }
+
     /// The caller's live sessions, newest first.
     #[tracing::instrument(skip_all)]
     pub async fn sessions(&self, caller: Caller) -> Result<Vec<SessionView>, AuthError> {
@@ -198,7 +215,7 @@ impl AuthService {
 
     /// The caller's user row. A token whose user is gone (it was verified a moment ago) is
     /// refused like any token that is no longer good.
-    async fn caller_record(&self, caller: Caller) -> Result<UserRecord, AuthError> {
+    pub(super) async fn caller_record(&self, caller: Caller) -> Result<UserRecord, AuthError> {
         self.store
             .user_by_id(caller.user_id)
             .await?

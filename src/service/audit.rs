@@ -36,6 +36,12 @@ pub enum AuditKind {
     PasswordChanged,
     PasswordChangeFailed,
     SessionRevoked,
+    MfaRequired,
+    MfaSucceeded,
+    MfaFailed,
+    TotpEnabled,
+    TotpDisabled,
+    RecoveryCodesRegenerated,
 }
 
 impl AuditKind {
@@ -57,6 +63,12 @@ impl AuditKind {
             Self::PasswordChanged => "password_changed",
             Self::PasswordChangeFailed => "password_change_failed",
             Self::SessionRevoked => "session_revoked",
+            Self::MfaRequired => "mfa_required",
+            Self::MfaSucceeded => "mfa_succeeded",
+            Self::MfaFailed => "mfa_failed",
+            Self::TotpEnabled => "totp_enabled",
+            Self::TotpDisabled => "totp_disabled",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
         }
     }
 }

@@ -46,6 +46,7 @@ impl CleanupJob {
             Ok(cleaned) => tracing::info!(
                 sessions = cleaned.sessions,
                 one_time_tokens = cleaned.one_time_tokens,
+                mfa_challenges = cleaned.mfa_challenges,
                 throttles = cleaned.throttles,
                 audit_events = cleaned.audit_events,
                 revocations = cleaned.revocations,

@@ -24,6 +24,15 @@ pub enum AuthError {
     /// A session that is not the caller's, does not exist or has ended: one answer for all.
     #[error("no such session")]
     SessionNotFound,
+    /// VerifyMfa: an `mfa_token` that is unknown, expired, spent or worn out by wrong codes.
+    #[error("mfa_token is invalid, expired or already used; log in again")]
+    InvalidMfaToken,
+    /// A second-factor code that is wrong or already used.
+    #[error("the code is wrong or already used")]
+    InvalidMfaCode,
+    /// The second factor is not in the state the call needs (on, off, enrollment begun).
+    #[error("{0}")]
+    SecondFactorState(&'static str),
     #[error("email address is not verified")]
     EmailNotVerified,
     /// A verification or reset token that is unknown, expired or spent.

@@ -9,11 +9,13 @@ mod cleanup;
 mod error;
 mod introspect;
 mod keys;
+mod mfa;
 mod password_reset;
 mod revocations;
 mod session;
 mod signup;
 mod throttle;
+mod totp;
 
 pub use account::{Caller, SessionView};
 pub use audit::{AuditEvent, AuditKind, AuditLog, AuditWriter};
@@ -25,11 +27,13 @@ pub use keys::{
     KeyManager, KeyPolicy, KeyReloader, KeyState, KeyStatus, RETIRE_MARGIN, Retirement, Rotation,
     reseal,
 };
+pub use mfa::{FACTORS as MFA_FACTORS, LoginOutcome, MAX_CODE_ATTEMPTS, MfaChallenge};
 pub use revocations::{
     MAX_STREAMS, POLL_INTERVAL, RevocationFeed, RevocationPoller, RevocationStream, RevocationView,
     RevocationWatch,
 };
 pub use throttle::{Throttle, ThrottleLimits};
+pub use totp::TotpEnrollment;
 
 use crate::crypto::jwt::AccessTokens;
 use crate::crypto::keys::KeyRing;
@@ -55,6 +59,10 @@ pub struct Policy {
     pub session_max_lifetime: Duration,
     pub verify_ttl: Duration,
     pub reset_ttl: Duration,
+    /// How long a login's `mfa_token` stays good.
+    pub mfa_token_ttl: Duration,
+    /// The issuer authenticator apps show for the account.
+    pub totp_issuer: String,
     pub require_verified_email: bool,
     pub refresh_reuse_grace: Duration,
     /// Signup answers alike for a taken email (and mails its owner instead).
@@ -124,6 +132,8 @@ pub struct AuthService {
     pub(crate) background: Arc<Semaphore>,
     /// Ended sessions, for WatchRevocations.
     pub(crate) revocations: RevocationFeed,
+    /// Seals TOTP secrets (AUTHD_KEY_ENCRYPTION_KEY); without one they are stored in the clear.
+    pub(crate) sealer: Option<crate::crypto::seal::Sealer>,
 }
 
 impl AuthService {

@@ -1,5 +1,6 @@
 //! Login, refresh-token rotation and logout.
 
+use super::mfa::LoginOutcome;
 use super::{
     AuditEvent, AuditKind, AuthError, AuthService, ClientInfo, TokenPair, UserView, after,
 };
@@ -20,7 +21,7 @@ impl AuthService {
         password: &str,
         client_id: &str,
         client: ClientInfo,
-    ) -> Result<TokenPair, AuthError> {
+    ) -> Result<LoginOutcome, AuthError> {
         let mut v = Violations::default();
         let email = v.check(Email::parse("email", email));
         let password = v.check(Password::parse_attempt("password", password));
@@ -64,6 +65,13 @@ impl AuthService {
         // Only someone who knows the password learns that the email is unverified.
         if self.policy.require_verified_email && !user.email_verified {
             return Err(AuthError::EmailNotVerified);
+        }
+        if user.mfa_enabled {
+            if verified.needs_rehash {
+                self.upgrade_hash(&user, &password).await;
+            }
+            let challenge = self.mfa_challenge(&user, &client_id, &client).await?;
+            return Ok(LoginOutcome::MfaRequired(challenge));
         }
 
         let now = Utc::now();
@@ -125,6 +133,7 @@ impl AuthService {
             methods: AuthMethods::Password,
         };
         self.token_pair(user, &grant, refresh.secret, now, expires_at)
+            .map(LoginOutcome::Tokens)
     }
 
     /// Spends a refresh token and returns a new pair for the same session. Presenting a spent
@@ -186,7 +195,11 @@ impl AuthService {
 
     /// When a session that started at `started` ends if it is used at `now`: the idle lifetime
     /// from now, but never past the absolute lifetime from its start.
-    fn session_expiry(&self, started: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    pub(super) fn session_expiry(
+        &self,
+        started: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
         after(now, self.policy.refresh_ttl).min(after(started, self.policy.session_max_lifetime))
     }
 

@@ -20,7 +20,7 @@
 use super::AuthError;
 use crate::config::ThrottleSettings;
 use crate::crypto::password::HashStarted;
-use crate::domain::Email;
+use crate::domain::{Email, UserId};
 use crate::store::{Store, ThrottleCount, ThrottleKey};
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
@@ -43,6 +43,8 @@ enum Scope {
     MailClient,
     /// Signups from one client address.
     SignupClient,
+    /// Consecutive wrong second-factor codes of one account (by user id).
+    MfaAccount,
 }
 
 impl Scope {
@@ -55,15 +57,18 @@ impl Scope {
             Self::MailAccount => "mail.account",
             Self::MailClient => "mail.client",
             Self::SignupClient => "signup.client",
+            Self::MfaAccount => "mfa.account",
         }
     }
 
     /// The wait after the first try over the free ones; each further one doubles it.
     fn base_delay(self) -> Duration {
         match self {
-            Self::LoginPair | Self::LoginAccount | Self::LoginKnown | Self::ClientFailures => {
-                Duration::from_secs(1)
-            }
+            Self::LoginPair
+            | Self::LoginAccount
+            | Self::LoginKnown
+            | Self::ClientFailures
+            | Self::MfaAccount => Duration::from_secs(1),
             Self::MailAccount => Duration::from_secs(60),
             Self::MailClient | Self::SignupClient => Duration::from_secs(10),
         }
@@ -76,6 +81,7 @@ pub struct ThrottleLimits {
     pub client_account_failures: u32,
     pub account_failures: u32,
     pub account_max_failures: u32,
+    pub account_mfa_failures: u32,
     pub client_failures: u32,
     pub account_mails: u32,
     pub client_mails: u32,
@@ -91,6 +97,7 @@ impl From<&ThrottleSettings> for ThrottleLimits {
             client_account_failures: s.client_account_failures,
             account_failures: s.account_failures,
             account_max_failures: s.account_max_failures,
+            account_mfa_failures: s.account_mfa_failures,
             client_failures: s.client_failures,
             account_mails: s.account_mails,
             client_mails: s.client_mails,
@@ -198,6 +205,32 @@ impl Throttle {
             self.limits.client_signups,
         );
         self.check_and_count(&[&by_client]).await
+    }
+
+    /// Checks and counts a second-factor code for `user` before it is checked. Unlike a
+    /// password, the account-wide count is hard: whoever tries codes already knows the password,
+    /// so the owner waits too, and only a right code clears it (a right password does not).
+    pub async fn begin_second_factor(
+        &self,
+        user: UserId,
+    ) -> Result<SecondFactorAttempt, AuthError> {
+        let account = user.to_string();
+        let by_account = counted(
+            Scope::MfaAccount,
+            &account,
+            "",
+            self.limits.account_mfa_failures,
+        );
+        let now = now_ms();
+        let counts = self
+            .store
+            .throttle_counts(std::slice::from_ref(&by_account.key), now)
+            .await?;
+        let count = counts.get(&by_account.key.key).copied().unwrap_or_default();
+        let checked = [(&by_account, count)];
+        self.refuse_if_waiting(&checked, now)?;
+        let counts = self.bump_all(&[&by_account], &checked, now).await?;
+        Ok(SecondFactorAttempt { counts })
     }
 
     /// Refuses a client address that has been failing too often (before it presents a token).
@@ -413,6 +446,29 @@ impl Drop for LoginAttempt {
         // Settled, or the hash ran (the guess was made): the counts stand. Otherwise the
         // counts' own drop takes them back.
         self.counts.kept = self.settled || self.started.get();
+    }
+}
+
+/// A second-factor code counted as wrong in advance. Call `checked` as soon as the code has
+/// been compared (before the next await): from then on the count stands whatever happens to the
+/// call, until `succeeded` clears it. Dropped before `checked` (the call was cancelled before
+/// its code was looked at), the count is taken back.
+pub struct SecondFactorAttempt {
+    counts: Counts,
+}
+
+impl SecondFactorAttempt {
+    /// The code has been compared: a cancelled call can no longer take its count back.
+    pub fn checked(&mut self) {
+        self.counts.kept = true;
+    }
+
+    /// A right code: the account's wrong codes are forgotten.
+    pub async fn succeeded(mut self) -> Result<(), AuthError> {
+        self.counts.kept = true;
+        let keys = std::mem::take(&mut self.counts.keys);
+        self.counts.store.throttle_delete(&keys).await?;
+        Ok(())
     }
 }
 

@@ -8,9 +8,7 @@ use super::{Mail, SessionRecord, Store, StoreError, UserRecord};
 use crate::domain::{DisplayName, SessionId, UserId};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 /// The most sessions a listing returns (the newest). Every login starts a session, so a script
 /// that logs in in a loop could otherwise make one answer as large as it likes.
@@ -51,7 +49,7 @@ impl Store {
         name: &DisplayName,
         now: DateTime<Utc>,
     ) -> Result<Option<UserRecord>, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         let updated = user::Entity::update_many()
             .col_expr(user::Column::Name, Expr::value(name.as_str()))
             .col_expr(user::Column::UpdatedAt, Expr::value(now))
@@ -94,7 +92,7 @@ impl Store {
         id: SessionId,
         ending: Ending,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         let ended = end_sessions(
             &txn,
             Condition::all()
@@ -118,7 +116,7 @@ impl Store {
         change: PasswordChange<'_>,
     ) -> Result<PasswordChanged, StoreError> {
         let now = change.ending.at;
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         // The user's row first, as every transaction that changes a user's tokens or sessions
         // takes it (see `Store::verify_email`). The conditional UPDATE is the check: a second
         // change waits here for the first and then finds the hash changed.
@@ -140,6 +138,7 @@ impl Store {
         if !kept {
             return Ok(PasswordChanged::SessionEnded);
         }
+        super::mfa::drop_challenges(&txn, change.user_id).await?;
         Self::enqueue_mail(&txn, change.notice, now).await?;
         // Last: it takes the revocation lock (see `store::revocations`).
         let ended = end_sessions(

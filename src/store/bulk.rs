@@ -8,7 +8,7 @@ use super::{Store, StoreError};
 use crate::crypto::token::TokenDigest;
 use crate::domain::{DisplayName, Email, UserId};
 use chrono::{DateTime, Utc};
-use sea_orm::{EntityTrait, Set, TransactionTrait};
+use sea_orm::{EntityTrait, Set};
 
 /// Rows per INSERT statement: 1,000 rows of at most 9 columns stay far below SQLite's 32,766
 /// bound parameters and PostgreSQL's 65,535.
@@ -30,7 +30,7 @@ impl Store {
     /// Inserts `users` in one transaction: all or none. A taken email (or one given twice) gives
     /// `StoreError::Conflict` and writes nothing.
     pub async fn insert_users(&self, users: &[BulkUser]) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         for chunk in users.chunks(ROWS_PER_STATEMENT) {
             user::Entity::insert_many(chunk.iter().map(|u| user::ActiveModel {
                 id: Set(u.id.0),
@@ -56,7 +56,7 @@ impl Store {
         &self,
         sessions: &[(NewSession, TokenDigest)],
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         for chunk in sessions.chunks(ROWS_PER_STATEMENT) {
             session::Entity::insert_many(chunk.iter().map(|(s, _)| new_session_row(s)))
                 .exec_without_returning(&txn)

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 
 /// A key as stored, without its private half.
@@ -122,7 +122,7 @@ impl Store {
         if let Some(locked) = self.exclusive(SIGNING_KEY_LOCK).await? {
             return Ok(locked);
         }
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         // SQLite: a write first takes the database's write lock for the whole step.
         signing_key::Entity::update_many()
             .col_expr(

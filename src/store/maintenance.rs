@@ -1,6 +1,6 @@
 //! The audit trail's rows and the periodic clean-up of everything that has expired.
 
-use super::entity::{audit_event, one_time_token, session};
+use super::entity::{audit_event, mfa_challenge, one_time_token, session};
 use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, Set};
@@ -22,6 +22,7 @@ pub struct NewAuditEvent {
 pub struct Cleaned {
     pub sessions: u64,
     pub one_time_tokens: u64,
+    pub mfa_challenges: u64,
     pub throttles: u64,
     pub audit_events: u64,
     pub revocations: u64,
@@ -51,7 +52,7 @@ impl Store {
 
     /// Deletes what nobody can use any more: sessions that ended (expired or revoked) before
     /// `ended_before`, with their refresh tokens (by cascade); one-time tokens that expired or
-    /// were spent before `ended_before`; expired throttle counters; audit rows older than
+    /// were spent before `ended_before`, and login challenges likewise; expired throttle counters; audit rows older than
     /// `audit_before`.
     pub async fn delete_expired(
         &self,
@@ -77,6 +78,15 @@ impl Store {
             .exec(&self.db)
             .await?
             .rows_affected;
+        let mfa_challenges = mfa_challenge::Entity::delete_many()
+            .filter(
+                Condition::any()
+                    .add(mfa_challenge::Column::ExpiresAt.lt(ended_before))
+                    .add(mfa_challenge::Column::SpentAt.lt(ended_before)),
+            )
+            .exec(&self.db)
+            .await?
+            .rows_affected;
         let throttles = self
             .delete_expired_throttles(now.timestamp_millis())
             .await?;
@@ -89,6 +99,7 @@ impl Store {
         Ok(Cleaned {
             sessions,
             one_time_tokens,
+            mfa_challenges,
             throttles,
             audit_events,
             revocations,

@@ -11,6 +11,7 @@ mod bulk;
 pub mod entity;
 mod keys;
 mod maintenance;
+mod mfa;
 mod one_time;
 mod outbox;
 mod revocations;
@@ -25,6 +26,10 @@ pub use entity::{one_time_token::Model as OneTimeTokenRecord, session::Model as 
 pub use entity::{refresh_token::Model as RefreshTokenRecord, user::Model as UserRecord};
 pub use keys::{KeyChange, KeyMeta, KeyRow};
 pub use maintenance::{Cleaned, NewAuditEvent};
+pub use mfa::{
+    MfaChallengeRecord, MfaCompletion, NewMfaChallenge, SecondFactor, StoredSecret,
+    TotpFactorRecord,
+};
 pub use one_time::{NewOneTimeToken, Purpose};
 pub use outbox::{Mail, QueuedMail};
 pub use revocations::{Ending, RevocationRecord};
@@ -217,10 +222,29 @@ impl Store {
         if self.db.get_database_backend() != DbBackend::Postgres {
             return Ok(None);
         }
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({key})"))
             .await?;
         Ok(Some(txn))
+    }
+
+    /// A new transaction, begun in a task of its own.
+    ///
+    /// sqlx (0.9.0) counts a transaction as open only once BEGIN has been answered, so a call
+    /// cancelled while its BEGIN is on the wire puts the connection back into the pool inside a
+    /// transaction that nothing will end: every later statement on that connection joins it, and
+    /// the row locks they take are never released. Begun in its own task, BEGIN is always
+    /// answered; when the caller is gone by then, the transaction is dropped and rolled back.
+    async fn begin(&self) -> Result<sea_orm::DatabaseTransaction, StoreError> {
+        let db = self.db.clone();
+        tokio::spawn(async move { db.begin().await })
+            .await
+            .map_err(|e| {
+                StoreError::Query(DbErr::Custom(format!(
+                    "the task beginning a transaction failed: {e}"
+                )))
+            })?
+            .map_err(StoreError::from)
     }
 
     /// Tells the revocation feed that sessions ended, so it reads their revocations at once

@@ -5,7 +5,7 @@ use crate::crypto::token::TokenDigest;
 use crate::domain::UserId;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 /// What a one-time token is for. Stored as text so the table can hold later kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,7 @@ impl Store {
         replace_earlier: bool,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         if replace_earlier {
             spend_all(&txn, user_id.0, token.purpose, now).await?;
         }
@@ -72,7 +72,7 @@ impl Store {
         token: &OneTimeTokenRecord,
         now: DateTime<Utc>,
     ) -> Result<Option<UserRecord>, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         // Lock order, for every transaction that changes a user's tokens: the user's row
         // first, then tokens, then sessions. Opposite orders deadlock on PostgreSQL.
         user::Entity::update_many()
@@ -103,7 +103,7 @@ impl Store {
         ending: Ending,
     ) -> Result<bool, StoreError> {
         let now = ending.at;
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         // The user's row first (see verify_email). A login that verified the old password
         // re-checks the hash under this same lock, so it cannot start a session after the reset.
         user::Entity::update_many()
@@ -118,6 +118,7 @@ impl Store {
         }
         spend_all(&txn, token.user_id, Purpose::ResetPassword, now).await?;
         spend_all(&txn, token.user_id, Purpose::VerifyEmail, now).await?;
+        super::mfa::drop_challenges(&txn, UserId(token.user_id)).await?;
         Self::enqueue_mail(&txn, notice, now).await?;
         // Last: it takes the revocation lock (see `store::revocations`).
         let ended = super::sessions::revoke_all(&txn, token.user_id, ending).await?;

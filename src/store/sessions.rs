@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
 };
 
 /// A session about to start, with its first refresh token.
@@ -53,7 +52,7 @@ impl Store {
         refresh: &TokenDigest,
         verified_hash: &str,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         // Takes the user's row lock first, as a reset does, and re-checks the hash under it.
         let unchanged = user::Entity::update_many()
             .col_expr(
@@ -100,7 +99,7 @@ impl Store {
         expires_at: DateTime<Utc>,
         from: UsedFrom<'_>,
     ) -> Result<Rotation, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         // The conditional UPDATE comes first, so the transaction takes its write lock at once
         // (SQLite) and concurrent rotations queue on the row (PostgreSQL).
         let spent = refresh_token::Entity::update_many()
@@ -129,7 +128,7 @@ impl Store {
         expires_at: DateTime<Utc>,
         from: UsedFrom<'_>,
     ) -> Result<Rotation, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         if !touch_session(&txn, session_id.0, now, expires_at, from).await? {
             return Ok(Rotation::SessionEnded);
         }
@@ -146,7 +145,7 @@ impl Store {
 
     /// Ends one session; ending an ended session changes nothing.
     pub async fn revoke_session(&self, id: SessionId, ending: Ending) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         let ended = end_sessions(
             &txn,
             Condition::all().add(session::Column::Id.eq(id.0)),
@@ -164,7 +163,7 @@ impl Store {
         user_id: UserId,
         ending: Ending,
     ) -> Result<u64, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         let ended = revoke_all(&txn, user_id.0, ending).await?;
         txn.commit().await?;
         self.sessions_ended(ended);
@@ -207,7 +206,7 @@ async fn touch_session<C: ConnectionTrait>(
     Ok(touched.rows_affected == 1)
 }
 
-async fn insert_refresh<C: ConnectionTrait>(
+pub(super) async fn insert_refresh<C: ConnectionTrait>(
     db: &C,
     session_id: SessionId,
     digest: &TokenDigest,

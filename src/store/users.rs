@@ -3,7 +3,7 @@ use super::{Mail, Store, StoreError, UserRecord, one_time};
 use crate::domain::{DisplayName, Email, UserId};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 /// A user about to be created.
 pub struct NewUser<'a> {
@@ -23,7 +23,7 @@ impl Store {
         verification: one_time::NewOneTimeToken,
         mail: &Mail,
     ) -> Result<UserRecord, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         let user = user::ActiveModel {
             id: Set(new.id.0),
             email: Set(new.email.as_str().to_owned()),

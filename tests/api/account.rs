@@ -91,6 +91,46 @@ impl Account {
         Ok(())
     }
 
+    pub async fn begin_totp(&self) -> Result<pb::BeginTotpEnrollmentResponse, Status> {
+        let request = self.authed(pb::BeginTotpEnrollmentRequest {});
+        Ok(self
+            .client
+            .clone()
+            .begin_totp_enrollment(request)
+            .await?
+            .into_inner())
+    }
+
+    /// ConfirmTotp: the recovery codes.
+    pub async fn confirm_totp(&self, code: &str) -> Result<Vec<String>, Status> {
+        let request = self.authed(pb::ConfirmTotpRequest { code: code.into() });
+        let answer = self.client.clone().confirm_totp(request).await?;
+        Ok(answer.into_inner().recovery_codes)
+    }
+
+    pub async fn disable_totp(&self, password: &str, code: &str) -> Result<(), Status> {
+        let request = self.authed(pb::DisableTotpRequest {
+            password: password.into(),
+            code: code.into(),
+        });
+        self.client.clone().disable_totp(request).await?;
+        Ok(())
+    }
+
+    /// RegenerateRecoveryCodes: the new codes.
+    pub async fn regenerate(&self, password: &str, code: &str) -> Result<Vec<String>, Status> {
+        let request = self.authed(pb::RegenerateRecoveryCodesRequest {
+            password: password.into(),
+            code: code.into(),
+        });
+        let answer = self
+            .client
+            .clone()
+            .regenerate_recovery_codes(request)
+            .await?;
+        Ok(answer.into_inner().recovery_codes)
+    }
+
     /// Every RPC once, with harmless input, and the code of each answer.
     pub async fn every_call(&self) -> Vec<(&'static str, Code)> {
         vec![
@@ -107,6 +147,16 @@ impl Account {
             (
                 "RevokeSession",
                 code(self.revoke(&uuid::Uuid::now_v7().to_string()).await),
+            ),
+            ("BeginTotpEnrollment", code(self.begin_totp().await)),
+            ("ConfirmTotp", code(self.confirm_totp("123456").await)),
+            (
+                "DisableTotp",
+                code(self.disable_totp(crate::helpers::PASSWORD, "").await),
+            ),
+            (
+                "RegenerateRecoveryCodes",
+                code(self.regenerate(crate::helpers::PASSWORD, "").await),
             ),
         ]
     }

@@ -30,6 +30,7 @@ mod keys;
 mod mail;
 mod memory;
 mod metrics;
+mod mfa;
 mod outage;
 mod passwords;
 mod races;
