@@ -306,8 +306,17 @@ async fn bad_rows_are_reported_and_the_good_rows_around_them_imported() {
 
     let mut args = from_db(&source);
     args.extend(["--preset", "drizzle-seed", "--batch-size", "3"].map(String::from));
+    let mut dry_args = args.clone();
+    dry_args.push("--dry-run".into());
+    let dry = Report::of(&import(&app.db, &dry_args).await);
+    assert_eq!(users(&app.db).await.len(), 1, "a dry run wrote rows");
     let output = import(&app.db, &args).await;
     let report = Report::of(&output);
+    assert_eq!(
+        dry.counts(),
+        report.counts(),
+        "a dry run counts as the real run"
+    );
     assert_eq!(report.count("imported"), 2, "{}", report.0);
     assert_eq!(report.count("skipped"), 6, "{}", report.0);
     for (reason, example) in [
