@@ -4,10 +4,11 @@
 //! transaction, why each row that was not written was not: its `ext_id` is there (imported
 //! before) or its email belongs to an authd user.
 
+use super::bulk::new_user_row;
 use super::entity::user;
 use super::{BulkUser, Store, StoreError};
 use sea_orm::sea_query::{ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use std::collections::HashSet;
 
@@ -39,20 +40,10 @@ impl Store {
         let txn = self.db.begin().await?;
         let mut inserted = HashSet::new();
         for chunk in users.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = user::Entity::insert_many(chunk.iter().map(|u| user::ActiveModel {
-                id: Set(u.id.0),
-                email: Set(u.email.as_str().to_owned()),
-                name: Set(u.name.as_str().to_owned()),
-                password_hash: Set(u.password_hash.clone()),
-                email_verified: Set(u.email_verified),
-                created_at: Set(u.created_at),
-                updated_at: Set(u.created_at),
-                ext_id: Set(u.ext_id.clone()),
-                mfa_enabled: Set(false),
-            }))
-            // No conflict target: any unique column (id, email, ext_id) makes it skip the row.
-            .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .into_query();
+            let mut insert = user::Entity::insert_many(chunk.iter().map(new_user_row))
+                // No conflict target: any unique column (id, email, ext_id) makes it skip the row.
+                .on_conflict(OnConflict::new().do_nothing().to_owned())
+                .into_query();
             insert.returning_col(user::Column::Id);
             for row in txn.query_all(&insert).await? {
                 inserted.insert(row.try_get::<uuid::Uuid>("", "id")?);
