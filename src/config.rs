@@ -3,8 +3,10 @@
 //! may carry passwords) are `SecretString` and never reach `Debug` output or logs.
 
 mod check;
+mod import;
 
 pub use check::{CliError, Loaded, Problem, SettingsError, parse_args, parse_bool};
+pub use import::{ImportArgs, Preset};
 
 pub use crate::crypto::keys::SigningAlg;
 pub use crate::crypto::password::HashAlgorithm;
@@ -41,6 +43,9 @@ pub enum Command {
     /// key-encryption key.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Move users in from an existing app's PostgreSQL database or a JSON Lines file, bcrypt
+    /// hashes and all (migrates the database first). Running it again changes nothing.
+    Import(Box<ImportArgs>),
     /// Ask the local server's gRPC health service; exit 0 when SERVING, 1 otherwise (container
     /// HEALTHCHECK).
     Healthcheck(HealthcheckSettings),

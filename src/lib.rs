@@ -7,6 +7,7 @@ pub mod domain;
 pub mod grpc;
 pub mod healthcheck;
 pub mod http;
+pub mod import;
 pub mod keys_command;
 pub mod mail;
 pub mod metrics;

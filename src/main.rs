@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
     }
     match &loaded.cli.command {
         Command::Serve(settings) => telemetry::init(settings.log_format),
-        Command::Keys(_) => telemetry::init_for_command(),
+        Command::Keys(_) | Command::Import(_) => telemetry::init_for_command(),
         _ => telemetry::init(LogFormat::Text),
     }
     for warning in &loaded.warnings {
@@ -49,6 +49,7 @@ async fn main() -> ExitCode {
             client_auth::new_credential(&client_id).map(|text| print!("{text}"))
         }
         Command::Keys(command) => authd::keys_command::run(command).await,
+        Command::Import(args) => authd::import::run(*args).await,
         Command::Healthcheck(_) => Ok(()),
     };
     match result {

@@ -5,7 +5,9 @@
 //! (`AUTHD_ACCESS_TTL` when it came from the environment, `--access-ttl` when from the command
 //! line), never the value of a secret, and exit code 2 (see `main.rs`).
 
-use super::{Cli, Command, DatabaseSettings, KeySettings, KeysArgs, KeysCommand, Settings};
+use super::{
+    Cli, Command, DatabaseSettings, ImportArgs, KeySettings, KeysArgs, KeysCommand, Settings,
+};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use secrecy::{ExposeSecret, SecretString};
@@ -69,6 +71,7 @@ where
     let problems = match &cli.command {
         Command::Serve(settings) => settings.problems(),
         Command::Migrate(database) => database.problems(),
+        Command::Import(args) => args.problems(),
         Command::Keys(keys) => match keys {
             KeysCommand::List { keys, .. }
             | KeysCommand::Rotate(keys)
@@ -280,6 +283,51 @@ impl DatabaseSettings {
         }
         if self.timeout.is_zero() {
             problems.push(Problem::of("timeout", "must be longer than 0s"));
+        }
+        problems
+    }
+}
+
+impl ImportArgs {
+    /// The target database's problems, the source URL's, and every table or column name that
+    /// is not a plain identifier (so nothing unchecked reaches the source's SQL).
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = self.database.problems();
+        match &self.from_db {
+            Some(url) => {
+                let raw = url.expose_secret();
+                if let Err(why) = check_database_url(url) {
+                    problems.push(Problem::of("from_db", why));
+                } else if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
+                    problems.push(Problem::of(
+                        "from_db",
+                        "must be a PostgreSQL URL (postgres://…): the app's database is read",
+                    ));
+                }
+                if let Err(found) = crate::import::source_table(self) {
+                    problems.extend(found.into_iter().map(|(s, why)| Problem::of(s, why)));
+                }
+            }
+            None => {
+                let table_flags = [
+                    ("preset", self.preset.is_some()),
+                    ("table", self.table.is_some()),
+                    ("email_column", self.email_column.is_some()),
+                    ("hash_column", self.hash_column.is_some()),
+                    ("name_column", self.name_column.is_some()),
+                    ("verified_column", self.verified_column.is_some()),
+                    ("id_column", self.id_column.is_some()),
+                ];
+                for (setting, given) in table_flags {
+                    if given {
+                        problems.push(Problem::of(
+                            setting,
+                            "applies to --from-db only (a JSON Lines file names its fields \
+                             id, email, password_hash, name and email_verified)",
+                        ));
+                    }
+                }
+            }
         }
         problems
     }

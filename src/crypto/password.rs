@@ -337,6 +337,33 @@ fn is_bcrypt(stored: &str) -> bool {
         .any(|prefix| stored.starts_with(prefix))
 }
 
+/// Whether `stored` is a hash authd can take over as it is (`authd import`): bcrypt as Node's
+/// bcrypt and bcryptjs write it (`$2a$`, `$2b$` or `$2y$`, a cost of 4 to 31, 22 characters of
+/// salt and 31 of hash in bcrypt's base64: 60 in all), or an argon2id PHC string with a salt and
+/// an output. Both verify at login and are upgraded to the configured algorithm.
+pub fn is_importable_hash(stored: &str) -> bool {
+    let bytes = stored.as_bytes();
+    if let Some(rest) = ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .find_map(|prefix| stored.strip_prefix(prefix))
+    {
+        let bcrypt_base64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'/';
+        return bytes.len() == 60
+            && bcrypt_cost(stored).is_some_and(|cost| (4..=31).contains(&cost))
+            && rest.as_bytes().get(2) == Some(&b'$')
+            && rest
+                .as_bytes()
+                .get(3..)
+                .is_some_and(|b| b.iter().all(bcrypt_base64));
+    }
+    PasswordHash::new(stored).is_ok_and(|parsed| {
+        parsed.algorithm.as_str() == "argon2id"
+            && parsed.salt.is_some()
+            && parsed.hash.is_some()
+            && Params::try_from(&parsed).is_ok()
+    })
+}
+
 /// The cost of a `$2b$10$…` hash.
 fn bcrypt_cost(stored: &str) -> Option<u32> {
     stored.get(4..6)?.parse().ok()
@@ -345,6 +372,39 @@ fn bcrypt_cost(stored: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn importable_hashes_are_well_formed_bcrypt_or_argon2id() {
+        let bcrypt = bcrypt::hash("an imported password", 4).unwrap();
+        assert!(is_importable_hash(&bcrypt), "{bcrypt}");
+        for prefix in ["$2a$", "$2y$"] {
+            let other = format!("{prefix}{}", &bcrypt[4..]);
+            assert!(is_importable_hash(&other), "{other}");
+        }
+        let argon2 = PasswordHasher::new(&settings(HashAlgorithm::Argon2id))
+            .unwrap()
+            .hash(&password("an imported password"))
+            .await
+            .unwrap();
+        assert!(is_importable_hash(&argon2), "{argon2}");
+        let refused = [
+            String::new(),
+            "plaintext password".to_owned(),
+            format!("$2x${}", &bcrypt[4..]),
+            format!("$2b$03{}", &bcrypt[6..]),
+            format!("$2b$32{}", &bcrypt[6..]),
+            format!("$2b$1x{}", &bcrypt[6..]),
+            bcrypt[..59].to_owned(),
+            format!("{bcrypt}x"),
+            format!("{}!", &bcrypt[..59]),
+            "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".to_owned(),
+            "$argon2id$v=19$m=64,t=1,p=1".to_owned(),
+            "5f4dcc3b5aa765d61d8327deb882cf99".to_owned(),
+        ];
+        for bad in refused {
+            assert!(!is_importable_hash(&bad), "accepted {bad:?}");
+        }
+    }
 
     fn settings(algorithm: HashAlgorithm) -> HashParams {
         HashParams {

@@ -26,25 +26,30 @@ pub struct BulkUser {
     pub ext_id: Option<String>,
 }
 
+/// The users row of a bulk user (also what `authd import` writes).
+pub(super) fn new_user_row(u: &BulkUser) -> user::ActiveModel {
+    user::ActiveModel {
+        id: Set(u.id.0),
+        email: Set(u.email.as_str().to_owned()),
+        name: Set(u.name.as_str().to_owned()),
+        password_hash: Set(u.password_hash.clone()),
+        email_verified: Set(u.email_verified),
+        created_at: Set(u.created_at),
+        updated_at: Set(u.created_at),
+        ext_id: Set(u.ext_id.clone()),
+        mfa_enabled: Set(false),
+    }
+}
+
 impl Store {
     /// Inserts `users` in one transaction: all or none. A taken email (or one given twice) gives
     /// `StoreError::Conflict` and writes nothing.
     pub async fn insert_users(&self, users: &[BulkUser]) -> Result<(), StoreError> {
         let txn = self.begin().await?;
         for chunk in users.chunks(ROWS_PER_STATEMENT) {
-            user::Entity::insert_many(chunk.iter().map(|u| user::ActiveModel {
-                id: Set(u.id.0),
-                email: Set(u.email.as_str().to_owned()),
-                name: Set(u.name.as_str().to_owned()),
-                password_hash: Set(u.password_hash.clone()),
-                email_verified: Set(u.email_verified),
-                created_at: Set(u.created_at),
-                updated_at: Set(u.created_at),
-                ext_id: Set(u.ext_id.clone()),
-                mfa_enabled: Set(false),
-            }))
-            .exec_without_returning(&txn)
-            .await?;
+            user::Entity::insert_many(chunk.iter().map(new_user_row))
+                .exec_without_returning(&txn)
+                .await?;
         }
         txn.commit().await?;
         Ok(())

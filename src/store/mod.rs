@@ -9,6 +9,8 @@
 mod account;
 mod bulk;
 pub mod entity;
+mod import;
+mod import_source;
 mod keys;
 mod maintenance;
 mod mfa;
@@ -24,6 +26,8 @@ pub use account::{MAX_LISTED_SESSIONS, PasswordChange, PasswordChanged};
 pub use bulk::BulkUser;
 pub use entity::{one_time_token::Model as OneTimeTokenRecord, session::Model as SessionRecord};
 pub use entity::{refresh_token::Model as RefreshTokenRecord, user::Model as UserRecord};
+pub use import::ImportOutcome;
+pub use import_source::{Identifier, SourceReader, SourceRow, SourceTable, TableName};
 pub use keys::{KeyChange, KeyMeta, KeyRow};
 pub use maintenance::{Cleaned, NewAuditEvent};
 pub use mfa::{

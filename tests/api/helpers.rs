@@ -110,7 +110,8 @@ impl TestDb {
         }
     }
 
-    async fn postgres() -> Self {
+    /// A new PostgreSQL database whatever AUTHD_TEST_DATABASE says (a source database, say).
+    pub async fn postgres() -> Self {
         let admin_url = admin_url();
         let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
             panic!("AUTHD_TEST_DATABASE=postgres but {admin_url} is unreachable: {e}")

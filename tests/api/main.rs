@@ -26,6 +26,7 @@ mod ext_authz;
 mod flows;
 mod habits;
 mod healthcheck;
+mod import;
 mod keys;
 mod mail;
 mod memory;
