@@ -7,9 +7,9 @@
 use super::bulk::new_user_row;
 use super::entity::user;
 use super::{BulkUser, Store, StoreError};
+use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
-use sea_orm::{ConnectionTrait, TransactionTrait};
 use std::collections::HashSet;
 
 /// Rows per statement: 9 columns × 1,000 rows stay below SQLite's 32,766 parameters.
@@ -37,7 +37,7 @@ impl Store {
         users: &[BulkUser],
         dry_run: bool,
     ) -> Result<Vec<ImportOutcome>, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         let mut inserted = HashSet::new();
         for chunk in users.chunks(ROWS_PER_STATEMENT) {
             let mut insert = user::Entity::insert_many(chunk.iter().map(new_user_row))

@@ -291,9 +291,16 @@ async fn of_parallel_verifications_with_one_code_exactly_one_wins() {
     .await;
     let won = answers.iter().filter(|a| a.is_ok()).count();
     assert_eq!(won, 1, "{answers:?}");
+    // The losers: the code is spent, or (eight guesses at one account at once) the throttle
+    // turned away the ones counted past its free tries.
     for a in answers.iter().filter_map(|a| a.as_ref().err()) {
-        assert_eq!(a.code(), Code::Unauthenticated, "{a:?}");
+        assert!(
+            matches!(a.code(), Code::Unauthenticated | Code::ResourceExhausted),
+            "{a:?}"
+        );
     }
+    // Losers counted after the winner cleared the account's count: wait out their delay.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
 
     // One challenge, one recovery code, eight at once: one session.
     let one = challenge(&mut app, &user.email).await;
