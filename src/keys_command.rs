@@ -88,9 +88,19 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
             )?;
             let new = keys.keys.sealer()?;
             let store = open(&keys).await?;
-            let resealed = service::reseal(&store, old.as_ref(), new.as_ref()).await;
+            // The TOTP secrets first: were the signing keys to fail after them, a second run
+            // finds the secrets under the new key already and moves on to the keys.
+            let moved = async {
+                let secrets = service::reseal_totp(&store, old.as_ref(), new.as_ref()).await?;
+                let keys = service::reseal(&store, old.as_ref(), new.as_ref()).await?;
+                anyhow::Ok((secrets, keys))
+            }
+            .await;
             store.close().await;
-            let resealed = resealed?;
+            let (secrets, resealed) = moved?;
+            if secrets > 0 {
+                println!("{secrets} TOTP secret(s) resealed");
+            }
             match &new {
                 Some(new) => println!(
                     "{resealed} key(s) now sealed with the key-encryption key {}; restart every \

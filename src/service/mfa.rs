@@ -278,6 +278,45 @@ impl AuthService {
     }
 }
 
+/// `authd keys reseal` for TOTP secrets: each sealed with `new` (in the clear when `None`),
+/// opened with `old` (secrets in the clear need none). All or nothing: a secret neither key opens
+/// stops it before anything changes. How many were resealed.
+pub async fn reseal_totp(
+    store: &crate::store::Store,
+    old: Option<&Sealer>,
+    new: Option<&Sealer>,
+) -> anyhow::Result<usize> {
+    store
+        .reseal_totp_secrets(|factor| {
+            if factor.sealed_with.as_deref() == new.map(Sealer::id) {
+                return Ok(None);
+            }
+            let what = secret_aad(UserId(factor.user_id));
+            let clear = match (&factor.sealed_with, old) {
+                (None, _) => factor.secret.clone(),
+                (Some(id), Some(old)) if id == old.id() => old.open(&what, &factor.secret)?,
+                (Some(id), _) => anyhow::bail!(
+                    "the TOTP secret of user {} is sealed with the key-encryption key {id}, which \
+                     is neither the old key ({}) nor the new one ({})",
+                    factor.user_id,
+                    old.map_or("none given", Sealer::id),
+                    new.map_or("none: store in the clear", Sealer::id),
+                ),
+            };
+            Ok(Some(match new {
+                Some(new) => StoredSecret {
+                    bytes: new.seal(&what, &clear)?,
+                    sealed_with: Some(new.id().to_owned()),
+                },
+                None => StoredSecret {
+                    bytes: clear,
+                    sealed_with: None,
+                },
+            }))
+        })
+        .await
+}
+
 /// What a TOTP secret's seal is bound to: a sealed secret cannot be moved to another user.
 fn secret_aad(user: UserId) -> String {
     format!("totp secret {user}")

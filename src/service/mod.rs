@@ -27,7 +27,7 @@ pub use keys::{
     KeyManager, KeyPolicy, KeyReloader, KeyState, KeyStatus, RETIRE_MARGIN, Retirement, Rotation,
     reseal,
 };
-pub use mfa::{FACTORS as MFA_FACTORS, LoginOutcome, MAX_CODE_ATTEMPTS, MfaChallenge};
+pub use mfa::{FACTORS as MFA_FACTORS, LoginOutcome, MAX_CODE_ATTEMPTS, MfaChallenge, reseal_totp};
 pub use revocations::{
     MAX_STREAMS, POLL_INTERVAL, RevocationFeed, RevocationPoller, RevocationStream, RevocationView,
     RevocationWatch,

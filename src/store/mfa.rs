@@ -90,6 +90,38 @@ impl Store {
         Ok(true)
     }
 
+    /// Rewrites the TOTP secrets for which `reseal` gives a new stored form, all in one
+    /// transaction: an error from `reseal` changes nothing. How many were rewritten.
+    pub async fn reseal_totp_secrets<F>(&self, mut reseal: F) -> anyhow::Result<usize>
+    where
+        F: FnMut(&TotpFactorRecord) -> anyhow::Result<Option<StoredSecret>>,
+    {
+        let txn = self.begin().await?;
+        let factors = totp_factor::Entity::find()
+            .all(&txn)
+            .await
+            .map_err(StoreError::from)?;
+        let mut count = 0;
+        for factor in &factors {
+            let Some(stored) = reseal(factor)? else {
+                continue;
+            };
+            totp_factor::Entity::update_many()
+                .col_expr(totp_factor::Column::Secret, Expr::value(stored.bytes))
+                .col_expr(
+                    totp_factor::Column::SealedWith,
+                    Expr::value(stored.sealed_with),
+                )
+                .filter(totp_factor::Column::UserId.eq(factor.user_id))
+                .exec(&txn)
+                .await
+                .map_err(StoreError::from)?;
+            count += 1;
+        }
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(count)
+    }
+
     /// The user's TOTP factor, confirmed or not.
     pub async fn totp_factor(
         &self,

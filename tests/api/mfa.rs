@@ -530,3 +530,67 @@ async fn with_an_encryption_key_the_secret_is_stored_sealed() {
         .await
         .expect("sealed secret opens");
 }
+
+#[tokio::test]
+async fn keys_reseal_moves_the_totp_secrets_to_the_new_key_all_or_nothing() {
+    const OTHER_KEK: &str = "0f2a4c6e8b0d2f4a6c8e1b3d5f7a9c2e4b6d8f0a2c4e6b8d0f2a8a1f0c3b5d7e";
+    let (db, smtp) = (TestDb::new().await, SmtpServer::start().await);
+    let mut app = TestApp::spawn_on(db, smtp, &["--key-encryption-key", KEK]).await;
+    let user = enrolled(&mut app, "moved@example.com").await;
+    let (db, smtp) = app.stop().await;
+    let sealed_with = |db: &TestDb| {
+        let db = db.share();
+        async move {
+            use authd::store::entity::totp_factor;
+            use sea_orm::EntityTrait;
+            let rows = totp_factor::Entity::find()
+                .all(&db.connect().await)
+                .await
+                .unwrap();
+            rows.into_iter()
+                .map(|r| (r.sealed_with, r.secret))
+                .collect::<Vec<_>>()
+        }
+    };
+    let before = sealed_with(&db).await;
+
+    // The wrong old key: nothing moves, the secrets stay as they were.
+    let wrong = db
+        .keys_command(
+            &["reseal"],
+            &[
+                ("AUTHD_OLD_KEY_ENCRYPTION_KEY", OTHER_KEK),
+                ("AUTHD_KEY_ENCRYPTION_KEY", OTHER_KEK),
+            ],
+        )
+        .await;
+    assert!(!wrong.status.success());
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        said.contains("TOTP secret") && !said.contains(OTHER_KEK),
+        "{said}"
+    );
+    assert_eq!(sealed_with(&db).await, before);
+
+    let moved = db
+        .keys_command(
+            &["reseal"],
+            &[
+                ("AUTHD_OLD_KEY_ENCRYPTION_KEY", KEK),
+                ("AUTHD_KEY_ENCRYPTION_KEY", OTHER_KEK),
+            ],
+        )
+        .await;
+    assert!(moved.status.success(), "{moved:?}");
+    assert!(String::from_utf8_lossy(&moved.stdout).contains("1 TOTP secret(s) resealed"));
+    let after = sealed_with(&db).await;
+    assert_ne!(after[0].0, before[0].0, "sealed with the other key now");
+
+    // Under the new key the user still gets in with a code.
+    let mut app = TestApp::spawn_on(db, smtp, &["--key-encryption-key", OTHER_KEK]).await;
+    let t = challenge(&mut app, &user.email).await;
+    let next = totp_at(&user.secret, user.confirmed_step + 1);
+    verify(&app, &t, &next, "")
+        .await
+        .expect("the resealed secret opens");
+}
