@@ -210,18 +210,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let txn = self.begin().await?;
-        let on = user::Entity::update_many()
-            .col_expr(
-                user::Column::MfaEnabled,
-                Expr::col(user::Column::MfaEnabled),
-            )
-            .filter(user::Column::Id.eq(user_id.0))
-            .filter(user::Column::MfaEnabled.eq(true))
-            .exec(&txn)
-            .await?
-            .rows_affected
-            == 1;
-        if !on {
+        if !lock_user_with_mfa(&txn, user_id).await? {
             return Ok(false);
         }
         replace_codes(&txn, user_id, recovery_codes, now).await?;
@@ -307,18 +296,7 @@ impl Store {
         let now = new.now;
         let txn = self.begin().await?;
         // The user's row first; the factor must still be on.
-        let on = user::Entity::update_many()
-            .col_expr(
-                user::Column::MfaEnabled,
-                Expr::col(user::Column::MfaEnabled),
-            )
-            .filter(user::Column::Id.eq(new.user_id.0))
-            .filter(user::Column::MfaEnabled.eq(true))
-            .exec(&txn)
-            .await?
-            .rows_affected
-            == 1;
-        if !on {
+        if !lock_user_with_mfa(&txn, new.user_id).await? {
             return Ok(MfaCompletion::ChallengeGone);
         }
         let spent = mfa_challenge::Entity::update_many()
@@ -369,12 +347,30 @@ impl Store {
 
 /// Takes the user's row lock (a no-op update). `false` when there is no such user.
 async fn lock_user<C: ConnectionTrait>(db: &C, user_id: UserId) -> Result<bool, StoreError> {
+    lock_user_where(db, user_id, Condition::all()).await
+}
+
+/// Takes the user's row lock if the second factor is on. `false` when it is not.
+async fn lock_user_with_mfa<C: ConnectionTrait>(
+    db: &C,
+    user_id: UserId,
+) -> Result<bool, StoreError> {
+    let on = Condition::all().add(user::Column::MfaEnabled.eq(true));
+    lock_user_where(db, user_id, on).await
+}
+
+async fn lock_user_where<C: ConnectionTrait>(
+    db: &C,
+    user_id: UserId,
+    condition: Condition,
+) -> Result<bool, StoreError> {
     Ok(user::Entity::update_many()
         .col_expr(
             user::Column::MfaEnabled,
             Expr::col(user::Column::MfaEnabled),
         )
         .filter(user::Column::Id.eq(user_id.0))
+        .filter(condition)
         .exec(db)
         .await?
         .rows_affected
