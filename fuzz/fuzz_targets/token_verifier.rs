@@ -7,7 +7,7 @@
 use authd::crypto::jwt::{AccessTokens, Subject};
 use authd_verifier::AccessClaims;
 use authd::crypto::keys::{KeyPair, KeyRing, KeySet, ScheduledKey, SigningAlg};
-use authd::domain::{ClientId, SessionId, UserId};
+use authd::domain::{AuthMethods, ClientId, SessionId, UserId};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
@@ -46,6 +46,8 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         client_id: &client_id,
         email: "ada@example.com",
         email_verified: true,
+        methods: AuthMethods::PasswordAndOtp,
+        ext_id: Some("42"),
     };
     let genuine = tokens
         .issue(&subject, i64::try_from(now).expect("a sane clock"))
