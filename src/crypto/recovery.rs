@@ -47,6 +47,16 @@ pub fn generate(user: UserId) -> anyhow::Result<Vec<RecoveryCode>> {
 /// The digest of a code as a user typed it (any case, with or without dashes and spaces), or
 /// `None` when it cannot be a recovery code at all.
 pub fn digest_of_presented(user: UserId, presented: &str) -> Option<[u8; 32]> {
+    letters_of(presented).map(|letters| digest(user, &letters))
+}
+
+/// Whether `presented` is spelled like a recovery code (for the request's field check).
+pub fn is_well_formed(presented: &str) -> bool {
+    letters_of(presented).is_some()
+}
+
+/// The code's 12 letters, lower case, without dashes and spaces; `None` for anything else.
+fn letters_of(presented: &str) -> Option<String> {
     // Longer than any honest spelling: refused before anything else is done with it.
     if presented.len() > 64 {
         return None;
@@ -58,12 +68,7 @@ pub fn digest_of_presented(user: UserId, presented: &str) -> Option<[u8; 32]> {
         .collect();
     let well_formed =
         letters.len() == CODE_LETTERS && letters.bytes().all(|b| ALPHABET.contains(&b));
-    well_formed.then(|| digest(user, &letters))
-}
-
-/// Whether `presented` is spelled like a recovery code (for the request's field check).
-pub fn is_well_formed(presented: &str) -> bool {
-    digest_of_presented(UserId(uuid::Uuid::nil()), presented).is_some()
+    well_formed.then_some(letters)
 }
 
 fn digest(user: UserId, letters: &str) -> [u8; 32] {

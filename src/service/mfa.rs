@@ -46,50 +46,55 @@ pub enum LoginOutcome {
     MfaRequired(MfaChallenge),
 }
 
-/// The second factor a caller presented.
-pub(super) enum Presented<'a> {
+/// The second factor a VerifyMfa caller presented.
+enum Presented<'a> {
     Code(&'a str),
     RecoveryCode(&'a str),
 }
 
 impl<'a> Presented<'a> {
-    /// Exactly one of a TOTP code or a recovery code, each well-formed. `recovery_field` is
-    /// `None` where a recovery code is not accepted.
-    pub(super) fn parse(
-        code_field: &'static str,
-        code: &'a str,
-        recovery_field: Option<(&'static str, &'a str)>,
-    ) -> Result<Self, FieldViolation> {
-        let recovery = recovery_field.filter(|(_, r)| !r.trim().is_empty());
-        match (code.trim().is_empty(), recovery) {
-            (false, Some((field, _))) => Err(FieldViolation::new(
-                field,
-                format!("give {code_field} or {field}, not both"),
+    /// VerifyMfa's two fields: exactly one of a TOTP code or a recovery code, well-formed.
+    fn parse(code: &'a str, recovery_code: &'a str) -> Result<Self, FieldViolation> {
+        match (code.trim().is_empty(), recovery_code.trim().is_empty()) {
+            (false, false) => Err(FieldViolation::new(
+                "recovery_code",
+                "give code or recovery_code, not both",
             )),
-            (true, Some((field, text))) => {
-                if recovery::is_well_formed(text) {
-                    Ok(Self::RecoveryCode(text))
-                } else {
-                    Err(FieldViolation::new(field, "is not a recovery code"))
-                }
-            }
-            (false, None) => {
-                // ASCII digits only: full-width and other Unicode digits are refused.
-                let digits = code.len() <= MAX_CODE_CHARS && {
-                    let kept: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-                    kept.len() == totp::DIGITS as usize && kept.bytes().all(|b| b.is_ascii_digit())
-                };
-                if digits {
-                    Ok(Self::Code(code))
+            (true, false) => {
+                if recovery::is_well_formed(recovery_code) {
+                    Ok(Self::RecoveryCode(recovery_code))
                 } else {
                     Err(FieldViolation::new(
-                        code_field,
-                        "must be the 6 digits the app shows",
+                        "recovery_code",
+                        "is not a recovery code",
                     ))
                 }
             }
-            (true, None) => Err(FieldViolation::new(code_field, "is required")),
+            (_, true) => parse_code("code", code).map(Self::Code),
         }
+    }
+}
+
+/// A TOTP code as the app shows it: 6 ASCII digits, spaces allowed. Full-width and other
+/// Unicode digits are refused, as is anything long.
+pub(super) fn parse_code<'a>(
+    field: &'static str,
+    code: &'a str,
+) -> Result<&'a str, FieldViolation> {
+    if code.trim().is_empty() {
+        return Err(FieldViolation::new(field, "is required"));
+    }
+    let digits = code.len() <= MAX_CODE_CHARS && {
+        let kept: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        kept.len() == totp::DIGITS as usize && kept.bytes().all(|b| b.is_ascii_digit())
+    };
+    if digits {
+        Ok(code)
+    } else {
+        Err(FieldViolation::new(
+            field,
+            "must be the 6 digits the app shows",
+        ))
     }
 }
 
@@ -137,11 +142,7 @@ impl AuthService {
         } else {
             Ok(mfa_token.trim())
         });
-        let presented = v.check(Presented::parse(
-            "code",
-            code,
-            Some(("recovery_code", recovery_code)),
-        ));
+        let presented = v.check(Presented::parse(code, recovery_code));
         let (token, presented) = v.finish(token.zip(presented))?;
 
         self.throttle.check_client(&client.ip).await?;
@@ -174,8 +175,8 @@ impl AuthService {
                 let Some(totp) = self.store.totp_factor(user_id).await? else {
                     return Err(AuthError::InvalidMfaToken);
                 };
-                let secret = self.totp_secret(&totp)?;
-                totp::verify(&secret, code, now.timestamp(), totp.last_step).map(SecondFactor::Step)
+                self.matching_step(&totp, code, now.timestamp())?
+                    .map(SecondFactor::Step)
             }
             Presented::RecoveryCode(text) => {
                 recovery::digest_of_presented(user_id, text).map(SecondFactor::RecoveryCode)
@@ -241,8 +242,20 @@ impl AuthService {
         }
     }
 
+    /// The time step `code` matches for the user's factor at `now` (unix seconds), if it is one
+    /// not yet spent (see `totp::verify`).
+    pub(super) fn matching_step(
+        &self,
+        factor: &TotpFactorRecord,
+        code: &str,
+        now: i64,
+    ) -> Result<Option<i64>, AuthError> {
+        let secret = self.totp_secret(factor)?;
+        Ok(totp::verify(&secret, code, now, factor.last_step))
+    }
+
     /// The user's TOTP secret, opened with the key-encryption key if it is sealed.
-    pub(super) fn totp_secret(&self, factor: &TotpFactorRecord) -> Result<TotpSecret, AuthError> {
+    fn totp_secret(&self, factor: &TotpFactorRecord) -> Result<TotpSecret, AuthError> {
         let bytes = match (&factor.sealed_with, &self.sealer) {
             (None, _) => factor.secret.clone(),
             (Some(id), Some(sealer)) if id == sealer.id() => sealer

@@ -6,11 +6,11 @@
 //! it. Turning it off or replacing the recovery codes needs fresh proof, the password or a
 //! current code, so that a stolen access token alone cannot take the factor away.
 
-use super::mfa::Presented;
+use super::mfa::parse_code;
 use super::{AuditEvent, AuditKind, AuthError, AuthService, Caller, ClientInfo};
 use crate::crypto::qr;
 use crate::crypto::recovery;
-use crate::crypto::totp::{self, TotpSecret};
+use crate::crypto::totp::TotpSecret;
 use crate::domain::{FieldViolation, Password, UserId};
 use crate::store::UserRecord;
 use chrono::Utc;
@@ -68,12 +68,7 @@ impl AuthService {
         code: &str,
         client: &ClientInfo,
     ) -> Result<Vec<String>, AuthError> {
-        let Presented::Code(code) = Presented::parse("code", code, None).map_err(|v| vec![v])?
-        else {
-            return Err(AuthError::Unexpected(anyhow::anyhow!(
-                "a code field parsed as a recovery code"
-            )));
-        };
+        let code = parse_code("code", code).map_err(|v| vec![v])?;
         let factor = match self.store.totp_factor(caller.user_id).await? {
             Some(factor) if factor.confirmed_at.is_some() => {
                 return Err(AuthError::SecondFactorState(ALREADY_ON));
@@ -85,9 +80,7 @@ impl AuthService {
                 ));
             }
         };
-        let secret = self.totp_secret(&factor)?;
-        let Some(step) = totp::verify(&secret, code, Utc::now().timestamp(), factor.last_step)
-        else {
+        let Some(step) = self.matching_step(&factor, code, Utc::now().timestamp())? else {
             return Err(vec![FieldViolation::new(
                 "code",
                 "is not the app's current code (check the device's clock)",
@@ -180,13 +173,12 @@ impl AuthService {
                 "give password or code, not both",
             )),
             (false, true) => Password::parse_attempt("password", password).map(Proof::Password),
-            (true, _) => match Presented::parse("code", code, None) {
-                Ok(Presented::Code(code)) => Ok(Proof::Code(code)),
-                Ok(Presented::RecoveryCode(_)) | Err(_) => Err(FieldViolation::new(
+            (true, _) => parse_code("code", code).map(Proof::Code).map_err(|_| {
+                FieldViolation::new(
                     "code",
                     "give the account password or the app's current 6-digit code",
-                )),
-            },
+                )
+            }),
         }
         .map_err(|v| vec![v])?;
         let user = self.caller_record(caller).await?;
@@ -221,8 +213,7 @@ impl AuthService {
         let Some(factor) = self.store.totp_factor(user_id).await? else {
             return Err(AuthError::SecondFactorState(NOT_ON));
         };
-        let secret = self.totp_secret(&factor)?;
-        let step = totp::verify(&secret, code, Utc::now().timestamp(), factor.last_step);
+        let step = self.matching_step(&factor, code, Utc::now().timestamp())?;
         attempt.checked();
         match step {
             Some(step) if self.store.spend_totp_step(user_id, step).await? => {
