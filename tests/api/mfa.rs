@@ -14,6 +14,9 @@ use ring::hmac;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tonic::Code;
 
+/// Calls sent at once in the race tests.
+const PARALLEL: usize = 30;
+
 const KEK: &str = "8a1f0c3b5d7e9f2a4c6e8b0d2f4a6c8e1b3d5f7a9c2e4b6d8f0a2c4e6b8d0f2a";
 
 /// RFC 4226 §5.3 HOTP with HMAC-SHA1, 6 digits; RFC 6238 counts 30-second steps.
@@ -277,9 +280,9 @@ async fn of_parallel_verifications_with_one_code_exactly_one_wins() {
     let user = enrolled(&mut app, "race@example.com").await;
     let next = totp_at(&user.secret, user.confirmed_step + 1);
 
-    // Eight challenges, one code: the time step is spent once.
+    // Thirty challenges, one code: the time step is spent once.
     let mut challenges = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..PARALLEL {
         challenges.push(challenge(&mut app, &user.email).await);
     }
     let answers = all_at_once(
@@ -291,7 +294,7 @@ async fn of_parallel_verifications_with_one_code_exactly_one_wins() {
     .await;
     let won = answers.iter().filter(|a| a.is_ok()).count();
     assert_eq!(won, 1, "{answers:?}");
-    // The losers: the code is spent, or (eight guesses at one account at once) the throttle
+    // The losers: the code is spent, or (thirty guesses at one account at once) the throttle
     // turned away the ones counted past its free tries.
     for a in answers.iter().filter_map(|a| a.as_ref().err()) {
         assert!(
@@ -302,12 +305,12 @@ async fn of_parallel_verifications_with_one_code_exactly_one_wins() {
     // Losers counted after the winner cleared the account's count: wait out their delay.
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
-    // One challenge, one recovery code, eight at once: one session.
+    // One challenge, one recovery code, thirty at once: one session.
     let one = challenge(&mut app, &user.email).await;
     let recovery = &user.recovery_codes[0];
     let answers = all_at_once(
         &app,
-        (0..8).map(|_| (one.clone(), String::new(), recovery.clone())),
+        (0..PARALLEL).map(|_| (one.clone(), String::new(), recovery.clone())),
     )
     .await;
     assert_eq!(
@@ -323,9 +326,9 @@ async fn of_parallel_verifications_with_one_code_exactly_one_wins() {
 /// VerifyMfa with each (mfa_token, code, recovery_code), all sent at once on their own tasks.
 async fn all_at_once(
     app: &TestApp,
-    calls: impl Iterator<Item = (String, String, String)>,
+    calls: impl ExactSizeIterator<Item = (String, String, String)>,
 ) -> Vec<Result<pb::TokenResponse, tonic::Status>> {
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(calls.len()));
     let mut tasks = tokio::task::JoinSet::new();
     for (token, code, recovery) in calls {
         let mut client = app.client.clone();
