@@ -597,3 +597,41 @@ async fn keys_reseal_moves_the_totp_secrets_to_the_new_key_all_or_nothing() {
         .await
         .expect("the resealed secret opens");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_gone_verify_mfa_is_unavailable_and_the_code_still_works_after() {
+    if !TestDb::new_is_postgres() {
+        return; // the PostgreSQL pass runs it; it starts a server of its own either way
+    }
+    let cluster = crate::outage::OwnPostgres::start();
+    let mut app = TestApp::spawn_on(
+        TestDb::at(cluster.url()),
+        SmtpServer::start().await,
+        crate::outage::OUTAGE_TIMEOUT,
+    )
+    .await;
+    let user = enrolled(&mut app, "gone@example.com").await;
+    let t = challenge(&mut app, &user.email).await;
+    let next = totp_at(&user.secret, user.confirmed_step + 1);
+
+    cluster.down();
+    let answer = verify(&app, &t, &next, "").await;
+    assert_eq!(code(answer), Code::Unavailable);
+    cluster.up();
+    // Nothing was spent while the database was away: the same challenge and code get in.
+    let mut last = None;
+    for _ in 0..20 {
+        match verify(&app, &t, &next, "").await {
+            Ok(tokens) => {
+                last = Some(tokens);
+                break;
+            }
+            Err(status) if status.code() == Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
+    let tokens = last.expect("VerifyMfa once the database is back");
+    assert_eq!(claims_of(&tokens)["amr"], serde_json::json!(["pwd", "otp"]));
+}
