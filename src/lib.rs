@@ -4,6 +4,7 @@
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod error;
 pub mod grpc;
 pub mod healthcheck;
 pub mod http;

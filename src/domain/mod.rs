@@ -7,6 +7,7 @@ mod email;
 mod ids;
 mod name;
 mod password;
+mod views;
 
 pub use amr::AuthMethods;
 pub use client_id::{CLIENT_ID_MAX_LEN, ClientId};
@@ -14,6 +15,7 @@ pub use email::Email;
 pub use ids::{SessionId, UserId};
 pub use name::DisplayName;
 pub use password::{Password, PasswordPolicy};
+pub use views::{Caller, ClientInfo, LoginOutcome, MfaChallenge, SessionView, TokenPair, UserView};
 
 /// One reason a request field was refused; becomes a `google.rpc.BadRequest` field violation.
 #[derive(Debug, Clone, PartialEq, Eq)]

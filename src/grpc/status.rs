@@ -1,7 +1,7 @@
 //! The one place where use-case errors become gRPC statuses. The match is exhaustive with no
 //! catch-all arm, so a new error variant cannot silently become INTERNAL.
 
-use crate::service::AuthError;
+use crate::error::AuthError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 

@@ -3,29 +3,10 @@
 //! layer); every use case acts on that caller's rows only.
 
 use super::{AuditEvent, AuditKind, AuthError, AuthService, ClientInfo, UserView};
-use crate::domain::{DisplayName, Email, FieldViolation, Password, SessionId, UserId, Violations};
+use crate::domain::{Caller, SessionView};
+use crate::domain::{DisplayName, Email, FieldViolation, Password, SessionId, Violations};
 use crate::store::{PasswordChange, PasswordChanged, SessionRecord, UserRecord};
-use chrono::{DateTime, Utc};
-
-/// Who is calling: the user and session of a verified access token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    pub user_id: UserId,
-    pub session_id: SessionId,
-}
-
-/// A session as its owner sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionView {
-    pub id: SessionId,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub user_agent: String,
-    pub ip: String,
-    /// The session of the access token that asked.
-    pub current: bool,
-}
+use chrono::Utc;
 
 impl AuthService {
     /// The caller's account.

@@ -15,12 +15,12 @@ use crate::crypto::seal::Sealer;
 use crate::crypto::token::{IssuedToken, TokenDigest};
 use crate::crypto::totp::{self, TotpSecret};
 use crate::domain::{AuthMethods, ClientId, FieldViolation, SessionId, UserId, Violations};
+pub use crate::domain::{LoginOutcome, MfaChallenge};
 use crate::store::{
     MfaCompletion, NewMfaChallenge, NewSession, SecondFactor, StoredSecret, TotpFactorRecord,
     UserRecord,
 };
 use chrono::Utc;
-use std::time::Duration;
 
 /// Wrong codes a challenge takes before it is spent.
 pub const MAX_CODE_ATTEMPTS: i32 = 5;
@@ -28,23 +28,6 @@ pub const MAX_CODE_ATTEMPTS: i32 = 5;
 pub const FACTORS: [&str; 2] = ["otp", "recovery_code"];
 /// Longest code field looked at; anything longer is refused before it is read.
 const MAX_CODE_CHARS: usize = 64;
-
-/// What Login hands back when a second factor is needed.
-#[derive(Debug, Clone)]
-pub struct MfaChallenge {
-    pub mfa_token: String,
-    pub expires_in: Duration,
-    pub factors: &'static [&'static str],
-}
-
-/// What Login ends in.
-#[derive(Debug, Clone)]
-pub enum LoginOutcome {
-    /// No second factor: the session has started.
-    Tokens(TokenPair),
-    /// The password was right; VerifyMfa with this challenge gives the tokens.
-    MfaRequired(MfaChallenge),
-}
 
 /// The second factor a VerifyMfa caller presented.
 enum Presented<'a> {

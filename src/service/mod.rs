@@ -6,7 +6,6 @@
 mod account;
 mod audit;
 mod cleanup;
-mod error;
 mod introspect;
 mod keys;
 mod mfa;
@@ -17,10 +16,10 @@ mod signup;
 mod throttle;
 mod totp;
 
-pub use account::{Caller, SessionView};
+pub use crate::domain::{Caller, ClientInfo, SessionView, TokenPair, UserView};
+pub use crate::error::AuthError;
 pub use audit::{AuditEvent, AuditKind, AuditLog, AuditWriter};
 pub use cleanup::CleanupJob;
-pub use error::AuthError;
 pub use introspect::Introspection;
 pub use keys::list as list_keys;
 pub use keys::{
@@ -71,51 +70,6 @@ pub struct Policy {
     /// The `client_id` of sessions whose login named none, and of sessions from before the
     /// client id was recorded.
     pub default_client_id: ClientId,
-}
-
-/// Where a call comes from: for the session record, the throttle and the audit trail.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub user_agent: String,
-    pub ip: String,
-}
-
-/// A user as callers see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserView {
-    pub id: UserId,
-    pub email: String,
-    pub name: String,
-    pub email_verified: bool,
-    pub created_at: DateTime<Utc>,
-    /// The user's id in the app they were imported from.
-    pub ext_id: Option<String>,
-    /// Login needs the second factor.
-    pub mfa_enabled: bool,
-}
-
-impl From<UserRecord> for UserView {
-    fn from(user: UserRecord) -> Self {
-        Self {
-            id: UserId(user.id),
-            email: user.email,
-            name: user.name,
-            email_verified: user.email_verified,
-            created_at: user.created_at,
-            ext_id: user.ext_id,
-            mfa_enabled: user.mfa_enabled,
-        }
-    }
-}
-
-/// What Login and Refresh hand back.
-#[derive(Debug, Clone)]
-pub struct TokenPair {
-    pub access_token: String,
-    pub refresh_token: String,
-    pub expires_in: Duration,
-    pub refresh_expires_in: Duration,
-    pub user: UserView,
 }
 
 /// Everything the use cases work with. Built once by `startup`.

@@ -72,3 +72,17 @@ impl Store {
         Ok(())
     }
 }
+
+impl From<UserRecord> for crate::domain::UserView {
+    fn from(user: UserRecord) -> Self {
+        Self {
+            id: UserId(user.id),
+            email: user.email,
+            name: user.name,
+            email_verified: user.email_verified,
+            created_at: user.created_at,
+            ext_id: user.ext_id,
+            mfa_enabled: user.mfa_enabled,
+        }
+    }
+}

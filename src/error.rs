@@ -1,3 +1,6 @@
+//! The use cases' one error: every feature returns `AuthError`, and `grpc::status` maps it to a
+//! status in one exhaustive match.
+
 use crate::domain::FieldViolation;
 use crate::store::StoreError;
 use std::time::Duration;
