@@ -1,8 +1,8 @@
 //! The use cases' one error: every feature returns `AuthError`, and `grpc::status` maps it to a
 //! status in one exhaustive match.
 
+use crate::db::StoreError;
 use crate::domain::FieldViolation;
-use crate::store::StoreError;
 use std::time::Duration;
 
 /// Why a use case refused or failed. The gRPC layer maps each variant to exactly one status.

@@ -1,20 +1,26 @@
-//! authd: an authentication service over gRPC. See README.md for what it does and how to run it.
+//! authd: an authentication service over gRPC. See README.md for what it does and how to run it,
+//! and ARCHITECTURE.md for where each part lives and which part may use which.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
+pub mod app;
+pub mod audit;
+pub mod cleanup;
+pub mod commands;
 pub mod config;
 pub mod crypto;
+pub mod db;
 pub mod domain;
 pub mod error;
 pub mod grpc;
-pub mod healthcheck;
 pub mod http;
-pub mod import;
-pub mod keys_command;
+pub mod keys;
 pub mod mail;
 pub mod metrics;
-pub mod service;
-pub mod startup;
-pub mod store;
+pub mod mfa;
+pub mod revocations;
+pub mod sessions;
 pub mod telemetry;
+pub mod throttle;
 
 pub use grpc::pb;

@@ -3,9 +3,10 @@
 //! Exit codes: 0 done, 1 failed while running (the cause is in the log), 2 bad command line or
 //! settings (the message is on stderr, once, naming the variable or flag that was set).
 
+use authd::commands::healthcheck;
 use authd::config::{self, CliError, Command, IntrospectClientCommand, LogFormat, SettingsError};
 use authd::grpc::client_auth;
-use authd::{healthcheck, startup, telemetry};
+use authd::{app, telemetry};
 use std::process::ExitCode;
 
 const BAD_SETTINGS: u8 = 2;
@@ -40,16 +41,16 @@ async fn main() -> ExitCode {
         tracing::warn!("{warning}");
     }
     let result = match loaded.cli.command {
-        Command::Serve(settings) => match startup::Application::build(*settings).await {
-            Ok(app) => app.run_until(startup::shutdown_signal()).await,
+        Command::Serve(settings) => match app::Application::build(*settings).await {
+            Ok(app) => app.run_until(app::shutdown_signal()).await,
             Err(err) => Err(err),
         },
-        Command::Migrate(database) => startup::migrate(&database).await,
+        Command::Migrate(database) => app::migrate(&database).await,
         Command::IntrospectClient(IntrospectClientCommand::New { client_id }) => {
             client_auth::new_credential(&client_id).map(|text| print!("{text}"))
         }
-        Command::Keys(command) => authd::keys_command::run(command).await,
-        Command::Import(args) => authd::import::run(*args).await,
+        Command::Keys(command) => authd::commands::keys::run(command).await,
+        Command::Import(args) => authd::commands::import::run(*args).await,
         Command::Healthcheck(_) => Ok(()),
     };
     match result {

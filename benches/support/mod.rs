@@ -1,8 +1,8 @@
 //! What the in-process benchmarks share: an authd started in this process on a fresh SQLite
 //! file (or `AUTHD_BENCH_DATABASE_URL`), with production hash cost and the given extra flags.
 
+use authd::app::Application;
 use authd::config::{Cli, Command};
-use authd::startup::Application;
 use clap::Parser;
 use tonic::transport::Channel;
 

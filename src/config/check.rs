@@ -304,7 +304,7 @@ impl ImportArgs {
                         "must be a PostgreSQL URL (postgres://…): the app's database is read",
                     ));
                 }
-                if let Err(found) = crate::import::source_table(self) {
+                if let Err(found) = crate::commands::import::source_table(self) {
                     problems.extend(found.into_iter().map(|(s, why)| Problem::of(s, why)));
                 }
             }

@@ -5,7 +5,7 @@
 //! ring's parsed key pairs, not with jsonwebtoken's `encode`, which parses the private key's DER
 //! again for every token (and, for Ed25519, derives its public key, which costs as much as the
 //! signature). When each key signs and how long it stays published is the key life cycle's
-//! (`service::keys`).
+//! (`keys`).
 
 use authd_verifier::PublicKeys;
 use base64::Engine;
@@ -419,6 +419,11 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
+    /// The JWK Set of the current keys, as both ports serve it.
+    pub fn jwks_json(&self) -> Arc<str> {
+        self.current().jwks_json()
+    }
+
     pub fn new(keys: KeySet) -> Self {
         Self {
             current: RwLock::new(Arc::new(keys)),

@@ -7,6 +7,7 @@ mod email;
 mod ids;
 mod name;
 mod password;
+mod time;
 mod views;
 
 pub use amr::AuthMethods;
@@ -15,6 +16,7 @@ pub use email::Email;
 pub use ids::{SessionId, UserId};
 pub use name::DisplayName;
 pub use password::{Password, PasswordPolicy};
+pub use time::after;
 pub use views::{Caller, ClientInfo, LoginOutcome, MfaChallenge, SessionView, TokenPair, UserView};
 
 /// One reason a request field was refused; becomes a `google.rpc.BadRequest` field violation.

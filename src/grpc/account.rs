@@ -6,19 +6,21 @@
 use super::auth::timestamp;
 use super::client::TrustedProxies;
 use super::pb::{self, account_service_server::AccountService as AccountServiceRpc};
+use crate::accounts::Accounts;
+use crate::domain::{Caller, SessionView};
 use crate::domain::{SessionId, UserId};
-use crate::service::{AuthError, AuthService, Caller, SessionView};
+use crate::error::AuthError;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 pub struct AccountGrpc {
-    service: Arc<AuthService>,
+    accounts: Arc<Accounts>,
     proxies: TrustedProxies,
 }
 
 impl AccountGrpc {
-    pub fn new(service: Arc<AuthService>, proxies: TrustedProxies) -> Self {
-        Self { service, proxies }
+    pub fn new(accounts: Arc<Accounts>, proxies: TrustedProxies) -> Self {
+        Self { accounts, proxies }
     }
 }
 
@@ -43,7 +45,7 @@ impl AccountServiceRpc for AccountGrpc {
         &self,
         request: Request<pb::GetProfileRequest>,
     ) -> Reply<pb::GetProfileResponse> {
-        let user = self.service.profile(caller(&request)?).await?;
+        let user = self.accounts.profile(caller(&request)?).await?;
         Ok(Response::new(pb::GetProfileResponse {
             user: Some(user.into()),
         }))
@@ -55,7 +57,7 @@ impl AccountServiceRpc for AccountGrpc {
     ) -> Reply<pb::UpdateProfileResponse> {
         let (caller, client) = (caller(&request)?, self.proxies.client_info(&request));
         let user = self
-            .service
+            .accounts
             .update_profile(caller, &request.into_inner().name, &client)
             .await?;
         Ok(Response::new(pb::UpdateProfileResponse {
@@ -69,7 +71,7 @@ impl AccountServiceRpc for AccountGrpc {
     ) -> Reply<pb::ChangePasswordResponse> {
         let (caller, client) = (caller(&request)?, self.proxies.client_info(&request));
         let r = request.into_inner();
-        self.service
+        self.accounts
             .change_password(caller, &r.current_password, &r.new_password, &client)
             .await?;
         Ok(Response::new(pb::ChangePasswordResponse {}))
@@ -79,7 +81,7 @@ impl AccountServiceRpc for AccountGrpc {
         &self,
         request: Request<pb::ListSessionsRequest>,
     ) -> Reply<pb::ListSessionsResponse> {
-        let sessions = self.service.sessions(caller(&request)?).await?;
+        let sessions = self.accounts.sessions(caller(&request)?).await?;
         Ok(Response::new(pb::ListSessionsResponse {
             sessions: sessions.into_iter().map(pb::Session::from).collect(),
         }))
@@ -90,7 +92,7 @@ impl AccountServiceRpc for AccountGrpc {
         request: Request<pb::RevokeSessionRequest>,
     ) -> Reply<pb::RevokeSessionResponse> {
         let (caller, client) = (caller(&request)?, self.proxies.client_info(&request));
-        self.service
+        self.accounts
             .revoke_session(caller, &request.into_inner().session_id, &client)
             .await?;
         Ok(Response::new(pb::RevokeSessionResponse {}))
@@ -101,7 +103,7 @@ impl AccountServiceRpc for AccountGrpc {
         request: Request<pb::BeginTotpEnrollmentRequest>,
     ) -> Reply<pb::BeginTotpEnrollmentResponse> {
         let enrollment = self
-            .service
+            .accounts
             .begin_totp_enrollment(caller(&request)?)
             .await?;
         Ok(Response::new(pb::BeginTotpEnrollmentResponse {
@@ -117,7 +119,7 @@ impl AccountServiceRpc for AccountGrpc {
     ) -> Reply<pb::ConfirmTotpResponse> {
         let (caller, client) = (caller(&request)?, self.proxies.client_info(&request));
         let recovery_codes = self
-            .service
+            .accounts
             .confirm_totp(caller, &request.into_inner().code, &client)
             .await?;
         Ok(Response::new(pb::ConfirmTotpResponse { recovery_codes }))
@@ -129,7 +131,7 @@ impl AccountServiceRpc for AccountGrpc {
     ) -> Reply<pb::DisableTotpResponse> {
         let (caller, client) = (caller(&request)?, self.proxies.client_info(&request));
         let r = request.into_inner();
-        self.service
+        self.accounts
             .disable_totp(caller, &r.password, &r.code, &client)
             .await?;
         Ok(Response::new(pb::DisableTotpResponse {}))
@@ -142,7 +144,7 @@ impl AccountServiceRpc for AccountGrpc {
         let (caller, client) = (caller(&request)?, self.proxies.client_info(&request));
         let r = request.into_inner();
         let recovery_codes = self
-            .service
+            .accounts
             .regenerate_recovery_codes(caller, &r.password, &r.code, &client)
             .await?;
         Ok(Response::new(pb::RegenerateRecoveryCodesResponse {

@@ -3,7 +3,11 @@
 use super::client::TrustedProxies;
 use super::client_auth::ClientAuth;
 use super::pb::{self, auth_service_server::AuthService as AuthServiceRpc};
-use crate::service::{AuthService, Introspection, LoginOutcome, TokenPair, UserView};
+use crate::accounts::Accounts;
+use crate::crypto::keys::KeyRing;
+use crate::domain::{LoginOutcome, TokenPair, UserView};
+use crate::revocations::RevocationFeed;
+use crate::sessions::{Introspection, Sessions};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -14,7 +18,10 @@ const TOKEN_TYPE: &str = "Bearer";
 pub const BACKLOG_END_HEADER: &str = "x-authd-backlog-end";
 
 pub struct AuthGrpc {
-    service: Arc<AuthService>,
+    sessions: Arc<Sessions>,
+    accounts: Arc<Accounts>,
+    revocations: RevocationFeed,
+    keys: Arc<KeyRing>,
     proxies: TrustedProxies,
     /// Who may call Introspect.
     introspect_callers: Arc<ClientAuth>,
@@ -22,12 +29,18 @@ pub struct AuthGrpc {
 
 impl AuthGrpc {
     pub fn new(
-        service: Arc<AuthService>,
+        sessions: Arc<Sessions>,
+        accounts: Arc<Accounts>,
+        revocations: RevocationFeed,
+        keys: Arc<KeyRing>,
         proxies: TrustedProxies,
         introspect_callers: Arc<ClientAuth>,
     ) -> Self {
         Self {
-            service,
+            sessions,
+            accounts,
+            revocations,
+            keys,
             proxies,
             introspect_callers,
         }
@@ -42,7 +55,7 @@ impl AuthServiceRpc for AuthGrpc {
         let client = self.proxies.client_info(&request);
         let r = request.into_inner();
         let user = self
-            .service
+            .accounts
             .signup(&r.email, &r.password, &r.name, &client)
             .await?;
         Ok(Response::new(pb::SignupResponse {
@@ -54,7 +67,7 @@ impl AuthServiceRpc for AuthGrpc {
         let client = self.proxies.client_info(&request);
         let r = request.into_inner();
         let outcome = self
-            .service
+            .sessions
             .login(&r.email, &r.password, &r.client_id, client)
             .await?;
         Ok(Response::new(match outcome {
@@ -73,7 +86,7 @@ impl AuthServiceRpc for AuthGrpc {
         let client = self.proxies.client_info(&request);
         let r = request.into_inner();
         let pair = self
-            .service
+            .sessions
             .verify_mfa(&r.mfa_token, &r.code, &r.recovery_code, client)
             .await?;
         Ok(Response::new(pair.into()))
@@ -82,7 +95,7 @@ impl AuthServiceRpc for AuthGrpc {
     async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Reply<pb::TokenResponse> {
         let client = self.proxies.client_info(&request);
         let pair = self
-            .service
+            .sessions
             .refresh(&request.into_inner().refresh_token, &client)
             .await?;
         Ok(Response::new(pair.into()))
@@ -91,7 +104,7 @@ impl AuthServiceRpc for AuthGrpc {
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> Reply<pb::LogoutResponse> {
         let client = self.proxies.client_info(&request);
         let r = request.into_inner();
-        self.service
+        self.sessions
             .logout(&r.refresh_token, r.all_sessions, &client)
             .await?;
         Ok(Response::new(pb::LogoutResponse {}))
@@ -103,7 +116,7 @@ impl AuthServiceRpc for AuthGrpc {
     ) -> Reply<pb::VerifyEmailResponse> {
         let client = self.proxies.client_info(&request);
         let user = self
-            .service
+            .accounts
             .verify_email(&request.into_inner().token, &client)
             .await?;
         Ok(Response::new(pb::VerifyEmailResponse {
@@ -116,7 +129,7 @@ impl AuthServiceRpc for AuthGrpc {
         request: Request<pb::ResendVerificationRequest>,
     ) -> Reply<pb::ResendVerificationResponse> {
         let client = self.proxies.client_info(&request);
-        self.service
+        self.accounts
             .resend_verification(&request.into_inner().email, &client)
             .await?;
         Ok(Response::new(pb::ResendVerificationResponse {}))
@@ -127,7 +140,7 @@ impl AuthServiceRpc for AuthGrpc {
         request: Request<pb::RequestPasswordResetRequest>,
     ) -> Reply<pb::RequestPasswordResetResponse> {
         let client = self.proxies.client_info(&request);
-        self.service
+        self.accounts
             .request_password_reset(&request.into_inner().email, &client)
             .await?;
         Ok(Response::new(pb::RequestPasswordResetResponse {}))
@@ -139,7 +152,7 @@ impl AuthServiceRpc for AuthGrpc {
     ) -> Reply<pb::ResetPasswordResponse> {
         let client = self.proxies.client_info(&request);
         let r = request.into_inner();
-        self.service
+        self.accounts
             .reset_password(&r.token, &r.new_password, &client)
             .await?;
         Ok(Response::new(pb::ResetPasswordResponse {}))
@@ -151,7 +164,11 @@ impl AuthServiceRpc for AuthGrpc {
     ) -> Reply<pb::IntrospectResponse> {
         // A bad token is an answer (active=false); a caller that is not let in is an error.
         self.introspect_callers.authorize_grpc(&request)?;
-        let answer = match self.service.introspect(&request.into_inner().token).await? {
+        let answer = match self
+            .sessions
+            .introspect(&request.into_inner().token)
+            .await?
+        {
             Introspection::Inactive => pb::IntrospectResponse::default(),
             Introspection::Active(c) => pb::IntrospectResponse {
                 active: true,
@@ -183,8 +200,8 @@ impl AuthServiceRpc for AuthGrpc {
         // Who may watch is who may introspect: both tell which sessions are live.
         self.introspect_callers.authorize_grpc(&request)?;
         let watch = self
-            .service
-            .watch_revocations(request.into_inner().after_cursor)
+            .revocations
+            .watch(request.into_inner().after_cursor)
             .await?;
         let stream = tokio_stream::StreamExt::map(watch.stream, |item| match item {
             Ok(r) => Ok(pb::Revocation {
@@ -205,7 +222,7 @@ impl AuthServiceRpc for AuthGrpc {
 
     async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Reply<pb::GetJwksResponse> {
         Ok(Response::new(pb::GetJwksResponse {
-            jwks_json: self.service.jwks_json().to_string(),
+            jwks_json: self.keys.jwks_json().to_string(),
         }))
     }
 }

@@ -3,30 +3,31 @@
 //! case in-process, so a token is accepted exactly when Introspect would call it active: a
 //! logged-out, revoked or expired session's token is refused at once.
 
-use crate::service::{AuthError, AuthService, Introspection};
+use crate::error::AuthError;
+use crate::sessions::{Introspection, Sessions};
 use authd_verifier::{AuthLayer, BoxFuture, Claims, Refusal, Verify};
 use std::sync::Arc;
 
-/// Checks bearer tokens with [`AuthService::introspect`].
+/// Checks bearer tokens with [`Sessions::introspect`].
 pub struct SessionTokens {
-    service: Arc<AuthService>,
+    sessions: Arc<Sessions>,
 }
 
 impl SessionTokens {
-    pub fn new(service: Arc<AuthService>) -> Self {
-        Self { service }
+    pub fn new(sessions: Arc<Sessions>) -> Self {
+        Self { sessions }
     }
 
     /// The layer that guards AccountService with these checks.
-    pub fn layer(service: Arc<AuthService>) -> AuthLayer {
-        AuthLayer::new(Self::new(service))
+    pub fn into_layer(self) -> AuthLayer {
+        AuthLayer::new(self)
     }
 }
 
 impl Verify for SessionTokens {
     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Claims, Refusal>> {
         Box::pin(async move {
-            match self.service.introspect(token).await {
+            match self.sessions.introspect(token).await {
                 Ok(Introspection::Active(claims)) => Claims::try_from(claims),
                 Ok(Introspection::Inactive) => Err(Refusal::Inactive),
                 // The token may be good: the caller can retry (UNAVAILABLE), and the cause goes

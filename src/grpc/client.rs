@@ -4,7 +4,7 @@
 //! then it is the right-most address in `x-forwarded-for` that is not itself a trusted proxy.
 //! From anyone else the header is ignored, since any caller can set it.
 
-use crate::service::ClientInfo;
+use crate::domain::ClientInfo;
 use std::net::IpAddr;
 use tonic::Request;
 

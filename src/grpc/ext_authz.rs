@@ -24,7 +24,7 @@ use super::envoy::service::auth::v3::{
     authorization_server::Authorization, check_response::HttpResponse,
 };
 use super::envoy::r#type::v3::{HttpStatus, StatusCode};
-use crate::service::{AuthService, Introspection};
+use crate::sessions::{Introspection, Sessions};
 use authd_verifier::{AccessClaims, MAX_TOKEN_LEN, Refusal, bearer_value};
 use std::sync::Arc;
 use tonic::{Code, Request, Response, Status};
@@ -44,12 +44,12 @@ const MAX_AUTHORIZATION: usize = MAX_TOKEN_LEN + "Bearer ".len();
 
 /// The `Check` handler.
 pub struct ExtAuthzGrpc {
-    service: Arc<AuthService>,
+    service: Arc<Sessions>,
     callers: Arc<ClientAuth>,
 }
 
 impl ExtAuthzGrpc {
-    pub fn new(service: Arc<AuthService>, callers: Arc<ClientAuth>) -> Self {
+    pub fn new(service: Arc<Sessions>, callers: Arc<ClientAuth>) -> Self {
         Self { service, callers }
     }
 }

@@ -5,8 +5,8 @@ mod cache;
 pub mod discovery;
 
 use crate::crypto::keys::KeyRing;
+use crate::db::Store;
 use crate::metrics::{Format, Metrics};
-use crate::store::Store;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -62,7 +62,7 @@ async fn jwks(State(state): State<HttpState>, request: HeaderMap) -> impl IntoRe
     Cacheable {
         content_type: JWK_SET_CONTENT_TYPE,
         max_age_secs: state.jwks_max_age_secs,
-        body: state.keys.current().jwks_json().to_string(),
+        body: state.keys.jwks_json().to_string(),
     }
     .respond(&request)
 }

@@ -4,10 +4,11 @@
 //! request waits on the mail server.
 
 mod outbox;
+pub mod queries;
 
 pub use outbox::{OutboxWorker, Transport};
 
-use crate::store::Mail;
+use queries::Mail;
 
 use std::time::Duration;
 

@@ -1,9 +1,9 @@
 //! The outbox worker: delivers queued mails, retries failures with exponential backoff, and
 //! wakes at once when a request queues a mail.
 
-use super::Mail;
+use super::queries::{Mail, QueuedMail};
+use crate::db::Store;
 use crate::metrics::Metrics;
-use crate::store::{QueuedMail, Store};
 use chrono::Utc;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};

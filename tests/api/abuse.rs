@@ -220,7 +220,7 @@ async fn the_cleanup_deletes_what_has_expired_and_keeps_the_rest() {
         TestApp::spawn_with(&["--cleanup-interval", "1s", "--audit-retention", "30d"]).await;
     let live = app.signup_verified_login("kept@example.com").await;
     let db = app.db.connect().await;
-    use authd::store::entity::{audit_event, session, user};
+    use authd::db::entity::{audit_event, session, user};
     use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
     let old = chrono::Utc::now() - chrono::Duration::days(40);
     let owner = user::Entity::find().one(&db).await.unwrap().unwrap();

@@ -3,10 +3,12 @@
 //! batch with one bad row writes nothing at all.
 
 use crate::helpers::{TestApp, code, settings};
+use authd::commands::import::queries::BulkUser;
 use authd::crypto::password::PasswordHasher;
 use authd::crypto::token::IssuedToken;
+use authd::db::{Store, StoreError, StoreOptions};
 use authd::domain::{DisplayName, Email, Password, SessionId, UserId};
-use authd::store::{BulkUser, NewSession, Store, StoreError, StoreOptions};
+use authd::sessions::queries::NewSession;
 use std::time::Duration;
 
 const PASSWORD: &str = "bulk users share this password";
@@ -64,7 +66,7 @@ fn session(user_id: UserId) -> (NewSession, IssuedToken) {
 }
 
 async fn users_in_database(app: &TestApp) -> u64 {
-    use authd::store::entity::user;
+    use authd::db::entity::user;
     use sea_orm::{EntityTrait, PaginatorTrait};
     user::Entity::find()
         .count(&app.db.connect().await)

@@ -81,7 +81,7 @@ async fn malformed_client_ids_are_invalid_argument_naming_the_field_and_start_no
     app.signup_verified_login("strict@example.com").await;
     let db = app.db.connect().await;
     let sessions = || async {
-        authd::store::entity::session::Entity::find()
+        authd::db::entity::session::Entity::find()
             .all(&db)
             .await
             .unwrap()
@@ -224,7 +224,7 @@ async fn sessions_from_before_the_migration_refresh_with_the_default_client_id()
         "legacy-default"
     );
     assert_client_through_refreshes(&mut app, refreshed, "legacy-default").await;
-    let stored = authd::store::entity::session::Entity::find()
+    let stored = authd::db::entity::session::Entity::find()
         .all(&app.db.connect().await)
         .await
         .unwrap();

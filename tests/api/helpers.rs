@@ -1,10 +1,10 @@
 //! Starting authd for a test and talking to it.
 
 use crate::smtp::{SmtpServer, extract_token};
+use authd::app::Application;
 use authd::config::{Cli, Command};
 use authd::pb::auth_service_client::AuthServiceClient;
 use authd::pb::{self, TokenResponse, User};
-use authd::startup::Application;
 use clap::Parser;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use std::net::SocketAddr;
@@ -215,7 +215,7 @@ impl TestApp {
     /// The private half (PKCS#8 DER) of authd's signing key `kid`, read from its database: for
     /// tests that sign what authd would not, to show that the check is more than the signature.
     pub async fn stored_private_key(&self, kid: &str) -> Vec<u8> {
-        use authd::store::entity::signing_key;
+        use authd::db::entity::signing_key;
         use sea_orm::EntityTrait;
         signing_key::Entity::find()
             .all(&self.db.connect().await)
@@ -485,7 +485,7 @@ pub async fn insert_user_with_hash(
     email: &str,
     password_hash: String,
 ) -> uuid::Uuid {
-    use authd::store::entity::user;
+    use authd::db::entity::user;
     use sea_orm::{ActiveModelTrait, Set};
     let now = chrono::Utc::now();
     let id = uuid::Uuid::now_v7();
@@ -508,7 +508,7 @@ pub async fn insert_user_with_hash(
 
 /// The password hash stored for `email`.
 pub async fn stored_hash(app: &TestApp, email: &str) -> String {
-    use authd::store::entity::user;
+    use authd::db::entity::user;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     user::Entity::find()
         .filter(user::Column::Email.eq(email))

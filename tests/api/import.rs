@@ -118,7 +118,7 @@ impl Report {
 
 /// Every users row as (email, name, password hash, verified, ext_id, id), by email.
 async fn users(db: &TestDb) -> Vec<(String, String, String, bool, Option<String>, uuid::Uuid)> {
-    use authd::store::entity::user;
+    use authd::db::entity::user;
     user::Entity::find()
         .order_by_asc(user::Column::Email)
         .all(&db.connect().await)

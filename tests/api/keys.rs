@@ -7,7 +7,7 @@ use crate::smtp::SmtpServer;
 use crate::verifier::{ISSUER, READY};
 use authd::crypto::keys::{KeyPair, SigningAlg};
 use authd::crypto::seal::Sealer;
-use authd::store::entity::signing_key;
+use authd::db::entity::signing_key;
 use authd_verifier::{JwksSource, LocalSettings, LocalVerifier, Refusal, Verify};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -539,7 +539,7 @@ async fn sealed_keys_are_never_in_the_clear_and_a_wrong_key_stops_start_up() {
         (vec![], "no AUTHD_KEY_ENCRYPTION_KEY is set"),
     ] {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let built = authd::startup::Application::build(settings(&db.url, &smtp.url(), &args)).await;
+        let built = authd::app::Application::build(settings(&db.url, &smtp.url(), &args)).await;
         let err = built.err().map(|e| format!("{e:#}")).unwrap_or_default();
         assert!(err.contains(expected), "{err}");
         assert!(!err.contains(KEK) && !err.contains(OTHER_KEK), "{err}");

@@ -4,8 +4,8 @@
 
 use crate::helpers::{PASSWORD, TestApp, TestDb};
 use crate::smtp::{SmtpServer, extract_token};
+use authd::db::entity::mail_outbox;
 use authd::pb::{self, auth_service_client::AuthServiceClient};
-use authd::store::entity::mail_outbox;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -110,7 +110,7 @@ async fn a_delivered_mail_leaves_the_outbox() {
     // Nothing in the database holds the one-time link any more.
     let db = app.db.connect().await;
     assert_eq!(mail_outbox::Entity::find().count(&db).await.unwrap(), 0);
-    let tokens = authd::store::entity::one_time_token::Entity::find()
+    let tokens = authd::db::entity::one_time_token::Entity::find()
         .all(&db)
         .await
         .unwrap();

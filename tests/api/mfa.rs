@@ -510,7 +510,7 @@ async fn with_an_encryption_key_the_secret_is_stored_sealed() {
     let mut app = TestApp::spawn_on(db, smtp, &["--key-encryption-key", KEK]).await;
     let user = enrolled(&mut app, "sealed@example.com").await;
 
-    use authd::store::entity::totp_factor;
+    use authd::db::entity::totp_factor;
     use sea_orm::EntityTrait;
     let rows = totp_factor::Entity::find()
         .all(&app.db.connect().await)
@@ -544,7 +544,7 @@ async fn keys_reseal_moves_the_totp_secrets_to_the_new_key_all_or_nothing() {
     let sealed_with = |db: &TestDb| {
         let db = db.share();
         async move {
-            use authd::store::entity::totp_factor;
+            use authd::db::entity::totp_factor;
             use sea_orm::EntityTrait;
             let rows = totp_factor::Entity::find()
                 .all(&db.connect().await)

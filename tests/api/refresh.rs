@@ -2,8 +2,8 @@
 //! as a hash only, and the bcrypt-to-argon2id password upgrade at login.
 
 use crate::helpers::{PASSWORD, TestApp, code};
+use authd::db::entity::refresh_token;
 use authd::pb::{self, TokenResponse};
-use authd::store::entity::refresh_token;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 use std::time::Duration;

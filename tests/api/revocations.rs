@@ -358,7 +358,7 @@ async fn the_stream_needs_the_introspect_credentials_once_they_are_configured() 
 /// Sessions for `user_id` written straight into the database, many at once: a test of volume
 /// needs thousands, and logging in for each costs a password hash.
 async fn insert_sessions(db: &TestDb, user_id: &str, n: usize) {
-    use authd::store::entity::session;
+    use authd::db::entity::session;
     use sea_orm::{EntityTrait, Set};
     let conn = db.connect().await;
     let user_id = uuid::Uuid::parse_str(user_id).unwrap();

@@ -4,8 +4,8 @@
 
 use crate::helpers::{PASSWORD, TestApp, code, settings};
 use crate::smtp::SmtpServer;
+use authd::app::Application;
 use authd::pb::{self, auth_service_client::AuthServiceClient};
-use authd::startup::Application;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rcgen::{
@@ -445,7 +445,7 @@ async fn a_client_trusting_the_ca_gets_in_and_a_plaintext_one_does_not() {
     assert!(answer.active);
     // The session knows the client's address through the TLS layer.
     let sessions = {
-        use authd::store::entity::session;
+        use authd::db::entity::session;
         use sea_orm::EntityTrait;
         session::Entity::find()
             .all(&app.db.connect().await)

@@ -9,10 +9,12 @@
 
 use crate::PASSWORD;
 use anyhow::Context;
+use authd::commands::import::queries::BulkUser;
 use authd::crypto::password::PasswordHasher;
 use authd::crypto::token::IssuedToken;
+use authd::db::{Store, StoreOptions};
 use authd::domain::{DisplayName, Email, Password, SessionId, UserId};
-use authd::store::{BulkUser, NewSession, Store, StoreOptions};
+use authd::sessions::queries::NewSession;
 use std::time::{Duration, Instant};
 
 /// Users per transaction.

@@ -15,7 +15,7 @@ fn seconds(at: &Option<prost_types::Timestamp>) -> f64 {
 
 /// Moves a session's expiry into the past, as time would.
 async fn expire_session(app: &TestApp, id: &str) {
-    use authd::store::entity::session;
+    use authd::db::entity::session;
     use sea_orm::sea_query::Expr;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let past = chrono::Utc::now() - chrono::Duration::hours(1);

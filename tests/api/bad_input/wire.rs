@@ -3,8 +3,8 @@
 //! short answer that says nothing of prost's or tonic's internals, and nothing is written.
 
 use crate::helpers::{MAIL_WAIT, PASSWORD, TestApp};
+use authd::db::entity::{mail_outbox, user};
 use authd::pb;
-use authd::store::entity::{mail_outbox, user};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use prost::Message;

@@ -1,0 +1,199 @@
+//! Throttle counters, shared by every replica through the database.
+//!
+//! Each counted key is one row; bumping it is a single atomic upsert that also starts the count
+//! afresh when the row has expired, so no replica needs memory of its own and nothing stops
+//! counting when a table fills up. Times are Unix milliseconds (plain integers on both databases).
+
+use crate::db::{Store, StoreError};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use std::collections::HashMap;
+
+/// One counted thing: `key` is unique; `scope` and `account` let a whole account's counters be
+/// cleared at once (after a successful login or a password reset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleKey {
+    pub key: String,
+    pub scope: &'static str,
+    pub account: String,
+}
+
+/// A live counter: how many in the current streak, and when the last one was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ThrottleCount {
+    pub failures: u32,
+    pub last_at_ms: i64,
+}
+
+impl Store {
+    /// The live (unexpired) counters among `keys`, by key.
+    pub async fn throttle_counts(
+        &self,
+        keys: &[ThrottleKey],
+        now_ms: i64,
+    ) -> Result<HashMap<String, ThrottleCount>, StoreError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let (marks, mut values) = id_list(keys);
+        values.push(now_ms.into());
+        let sql = format!(
+            "SELECT id, failures, last_at FROM throttles WHERE id IN ({marks}) AND expires_at > ?"
+        );
+        let rows = self.db.query_all_raw(self.statement(&sql, values)).await?;
+        let mut counts = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let key: String = row.try_get("", "id")?;
+            let failures: i32 = row.try_get("", "failures")?;
+            let last_at_ms: i64 = row.try_get("", "last_at")?;
+            counts.insert(
+                key,
+                ThrottleCount {
+                    failures: u32::try_from(failures).unwrap_or(0),
+                    last_at_ms,
+                },
+            );
+        }
+        Ok(counts)
+    }
+
+    /// Counts one more for `key` (starting afresh if its row expired) and returns the new count.
+    /// Concurrent bumps of one key each get a different count.
+    pub async fn throttle_bump(
+        &self,
+        key: &ThrottleKey,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<u32, StoreError> {
+        let sql = "INSERT INTO throttles (id, scope, account, failures, last_at, expires_at) \
+                   VALUES (?, ?, ?, 1, ?, ?) \
+                   ON CONFLICT (id) DO UPDATE SET \
+                   failures = CASE WHEN throttles.expires_at <= ? THEN 1 \
+                              ELSE throttles.failures + 1 END, \
+                   last_at = excluded.last_at, expires_at = excluded.expires_at \
+                   RETURNING failures";
+        let values: Vec<Value> = vec![
+            key.key.clone().into(),
+            key.scope.into(),
+            key.account.clone().into(),
+            now_ms.into(),
+            expires_at_ms.into(),
+            now_ms.into(),
+        ];
+        let row = self
+            .db
+            .query_one_raw(self.statement(sql, values))
+            .await?
+            .ok_or_else(|| {
+                StoreError::Query(sea_orm::DbErr::RecordNotFound(
+                    "throttle upsert returned no row".into(),
+                ))
+            })?;
+        let failures: i32 = row.try_get("", "failures")?;
+        Ok(u32::try_from(failures).unwrap_or(0))
+    }
+
+    /// Takes back one count of each key (an attempt that was refused after all, or cancelled
+    /// before it did anything).
+    pub async fn throttle_refund(&self, keys: &[ThrottleKey]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let (marks, values) = id_list(keys);
+        let sql = format!(
+            "UPDATE throttles SET failures = failures - 1 WHERE id IN ({marks}) AND failures > 0"
+        );
+        self.db.execute_raw(self.statement(&sql, values)).await?;
+        Ok(())
+    }
+
+    /// Deletes these counters.
+    pub async fn throttle_delete(&self, keys: &[ThrottleKey]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let (marks, values) = id_list(keys);
+        let sql = format!("DELETE FROM throttles WHERE id IN ({marks})");
+        self.db.execute_raw(self.statement(&sql, values)).await?;
+        Ok(())
+    }
+
+    /// Sets `key` to a zero count that lives until `expires_at_ms` (a client remembered as one
+    /// that has logged in to the account).
+    pub async fn throttle_remember(
+        &self,
+        key: &ThrottleKey,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let sql = "INSERT INTO throttles (id, scope, account, failures, last_at, expires_at) \
+                   VALUES (?, ?, ?, 0, ?, ?) \
+                   ON CONFLICT (id) DO UPDATE SET failures = 0, \
+                   last_at = excluded.last_at, expires_at = excluded.expires_at";
+        let values: Vec<Value> = vec![
+            key.key.clone().into(),
+            key.scope.into(),
+            key.account.clone().into(),
+            now_ms.into(),
+            expires_at_ms.into(),
+        ];
+        self.db.execute_raw(self.statement(sql, values)).await?;
+        Ok(())
+    }
+
+    /// Deletes the counters of `account` in the given scopes.
+    pub async fn throttle_clear_account(
+        &self,
+        account: &str,
+        scopes: &[&'static str],
+    ) -> Result<(), StoreError> {
+        if scopes.is_empty() {
+            return Ok(());
+        }
+        let marks = vec!["?"; scopes.len()].join(", ");
+        let mut values: Vec<Value> = vec![account.to_owned().into()];
+        values.extend(scopes.iter().map(|s| Value::from(*s)));
+        let sql = format!("DELETE FROM throttles WHERE account = ? AND scope IN ({marks})");
+        self.db.execute_raw(self.statement(&sql, values)).await?;
+        Ok(())
+    }
+
+    /// Deletes the counters that have expired. Returns how many.
+    pub async fn delete_expired_throttles(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let sql = "DELETE FROM throttles WHERE expires_at <= ?";
+        let result = self
+            .db
+            .execute_raw(self.statement(sql, vec![now_ms.into()]))
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// A raw statement for this backend from SQL written with `?` placeholders (numbered `$n`
+    /// for PostgreSQL). Values are always bound, never spliced into the text.
+    fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
+        let backend = self.db.get_database_backend();
+        let sql = if backend == DbBackend::Postgres {
+            let mut numbered = String::with_capacity(sql.len() + 8);
+            let mut n = 0;
+            for c in sql.chars() {
+                if c == '?' {
+                    n += 1;
+                    numbered.push('$');
+                    numbered.push_str(&n.to_string());
+                } else {
+                    numbered.push(c);
+                }
+            }
+            numbered
+        } else {
+            sql.to_owned()
+        };
+        Statement::from_sql_and_values(backend, sql, values)
+    }
+}
+
+/// The `?, ?, …` placeholders for the ids of `keys`, and the ids to bind to them.
+fn id_list(keys: &[ThrottleKey]) -> (String, Vec<Value>) {
+    let marks = vec!["?"; keys.len()].join(", ");
+    let values = keys.iter().map(|k| k.key.clone().into()).collect();
+    (marks, values)
+}
