@@ -171,8 +171,8 @@ impl Settings {
                 "must name at least one audience, with no empty entries (comma-separated)",
             ));
         }
-        if let Err(why) = crate::mail::MailComposer::new(&self.app_url) {
-            problems.push(Problem::of("app_url", why.to_string()));
+        if let Err(why) = crate::domain::app_url(&self.app_url) {
+            problems.push(Problem::of("app_url", why));
         }
         if let Err(why) = self.mail_from.parse::<lettre::message::Mailbox>() {
             problems.push(Problem::of(
@@ -197,8 +197,11 @@ impl Settings {
                     .to_owned(),
             }),
             (Some(url), false) => {
-                if let Err(why) = crate::mail::Transport::check_url(url) {
-                    problems.push(Problem::of("smtp_url", why));
+                let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(
+                    url.expose_secret(),
+                );
+                if let Err(err) = transport {
+                    problems.push(Problem::of("smtp_url", smtp_url_problem(&err, url)));
                 }
             }
             (None, true) => {}
@@ -304,7 +307,7 @@ impl ImportArgs {
                         "must be a PostgreSQL URL (postgres://…): the app's database is read",
                     ));
                 }
-                if let Err(found) = crate::commands::import::source_table(self) {
+                if let Err(found) = super::source_table(self) {
                     problems.extend(found.into_iter().map(|(s, why)| Problem::of(s, why)));
                 }
             }
@@ -533,3 +536,14 @@ pub fn parse_bool(raw: &str) -> Result<bool, String> {
 /// The longest duration a setting takes: a century, far beyond any sane lifetime, and well
 /// inside what date arithmetic handles.
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// Why `url` makes no SMTP transport, without its password: for the settings check and for
+/// the mail worker that builds the transport.
+pub fn smtp_url_problem(err: &dyn std::fmt::Display, url: &SecretString) -> String {
+    super::scrub(
+        &format!(
+            "is not a usable SMTP URL such as smtp://host:25 or smtps://user:password@host ({err})"
+        ),
+        url,
+    )
+}

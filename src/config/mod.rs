@@ -4,9 +4,15 @@
 
 mod check;
 mod import;
+mod preset;
+mod source_table;
 
-pub use check::{CliError, Loaded, Problem, SettingsError, parse_args, parse_bool};
+pub use check::{
+    CliError, Loaded, Problem, SettingsError, parse_args, parse_bool, smtp_url_problem,
+};
 pub use import::{ImportArgs, Preset};
+pub use preset::source_table;
+pub use source_table::{Identifier, SourceTable, TableName};
 
 pub use crate::crypto::keys::SigningAlg;
 pub use crate::crypto::password::HashAlgorithm;

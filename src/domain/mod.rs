@@ -2,6 +2,7 @@
 //! case; everything behind that works with values that are known to be well-formed.
 
 mod amr;
+mod app_url;
 mod client_id;
 mod email;
 mod ids;
@@ -11,6 +12,7 @@ mod time;
 mod views;
 
 pub use amr::AuthMethods;
+pub use app_url::app_url;
 pub use client_id::{CLIENT_ID_MAX_LEN, ClientId};
 pub use email::Email;
 pub use ids::{SessionId, UserId};

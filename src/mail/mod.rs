@@ -22,19 +22,9 @@ pub struct MailComposer {
 impl MailComposer {
     /// Refuses an application URL that would make broken or unsafe links.
     pub fn new(app_url: &str) -> anyhow::Result<Self> {
-        let trimmed = app_url.trim_end_matches('/');
-        let host = trimmed
-            .strip_prefix("https://")
-            .or_else(|| trimmed.strip_prefix("http://"))
-            .unwrap_or_default();
-        anyhow::ensure!(
-            !host.is_empty()
-                && !host.starts_with('/')
-                && !trimmed.contains(|c: char| c.is_whitespace() || c == '?' || c == '#'),
-            "must be an http(s) URL such as https://app.example.com, not `{app_url}`"
-        );
+        let app_url = crate::domain::app_url(app_url).map_err(anyhow::Error::msg)?;
         Ok(Self {
-            app_url: trimmed.to_owned(),
+            app_url: app_url.to_owned(),
         })
     }
 

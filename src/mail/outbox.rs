@@ -65,21 +65,9 @@ impl Transport {
         }
     }
 
-    /// Whether `url` makes an SMTP transport; the reason never quotes the URL's password.
-    pub fn check_url(url: &SecretString) -> Result<(), String> {
-        Self::smtp(url).map(drop)
-    }
-
     fn smtp(url: &SecretString) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-            .map_err(|e| {
-                crate::config::scrub(
-                    &format!(
-                        "is not a usable SMTP URL such as smtp://host:25 or smtps://user:password@host ({e})"
-                    ),
-                    url,
-                )
-            })?;
+            .map_err(|e| crate::config::smtp_url_problem(&e, url))?;
         Ok(transport.timeout(Some(Duration::from_secs(10))).build())
     }
 

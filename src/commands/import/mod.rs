@@ -15,14 +15,11 @@
 //! nothing stays written, it is what finds a duplicate of an earlier batch.
 
 mod jsonl;
-mod preset;
 pub mod queries;
 mod report;
 mod row;
 
-pub use preset::source_table;
-
-use crate::config::{ImportArgs, redact, scrub};
+use crate::config::{ImportArgs, redact, scrub, source_table};
 use crate::db::connect;
 use crate::db::{Store, StoreError};
 use anyhow::Context;
