@@ -16,11 +16,12 @@
 
 use anyhow::Context;
 use argon2::Block;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -179,8 +180,7 @@ fn lower_priority() {
 }
 
 fn lock(state: &Mutex<QueueState>) -> MutexGuard<'_, QueueState> {
-    // A job never runs under the lock, so a poisoned lock still holds a consistent queue.
-    state.lock().unwrap_or_else(|e| e.into_inner())
+    state.lock()
 }
 
 /// The niceness of hashing threads (0 is the async workers', 19 the lowest).
@@ -220,16 +220,12 @@ fn next_job(queue: &Queue, idle_after: Option<Duration>) -> Next {
         }
         match idle_after {
             Some(timeout) => {
-                let (next, waited) = queue
-                    .ready
-                    .wait_timeout(state, timeout)
-                    .unwrap_or_else(|e| e.into_inner());
-                state = next;
+                let waited = queue.ready.wait_for(&mut state, timeout);
                 if waited.timed_out() && state.jobs.is_empty() {
                     return Next::Idle;
                 }
             }
-            None => state = queue.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
+            None => queue.ready.wait(&mut state),
         }
     }
 }

@@ -12,7 +12,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey};
-use std::sync::{Arc, RwLock};
+use parking_lot::RwLock;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The longest verifiers may cache the JWK Set (the `Cache-Control` of the HTTP endpoint); a
@@ -431,12 +432,11 @@ impl KeyRing {
     }
 
     pub fn current(&self) -> Arc<KeySet> {
-        // A poisoned lock still holds a complete key set: the swap is a single assignment.
-        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+        Arc::clone(&self.current.read())
     }
 
     pub fn replace(&self, keys: KeySet) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        *self.current.write() = Arc::new(keys);
     }
 }
 

@@ -15,9 +15,10 @@
 
 use super::entity::session;
 use super::{SessionRecord, StoreError};
+use parking_lot::Mutex;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -46,7 +47,7 @@ impl SessionReads {
     ) -> Result<Option<SessionRecord>, StoreError> {
         let (tx, rx) = oneshot::channel();
         let start = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.state.lock();
             state.waiting.push((id, tx));
             !std::mem::replace(&mut state.running, true)
         };
@@ -61,7 +62,7 @@ impl SessionReads {
     async fn drain(self: Arc<Self>, db: DatabaseConnection) {
         loop {
             let batch = {
-                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut state = self.state.lock();
                 if state.waiting.is_empty() {
                     state.running = false;
                     return;

@@ -20,8 +20,9 @@ use crate::crypto::seal::Sealer;
 use crate::db::Store;
 use crate::domain::after;
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use queries::{KeyChange, KeyMeta, KeyRow};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -277,7 +278,7 @@ impl KeyManager {
                 })
                 .await?;
             log_steps(&made);
-        } else if *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) == live {
+        } else if *self.loaded.lock() == live {
             return Ok(());
         }
         self.rebuild(now).await
@@ -288,7 +289,7 @@ impl KeyManager {
         let kids: Vec<&str> = loaded.iter().map(|k| k.kid.as_str()).collect();
         tracing::info!(?kids, "signing keys reloaded");
         self.ring.replace(set);
-        *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) = loaded;
+        *self.loaded.lock() = loaded;
         Ok(())
     }
 
@@ -403,11 +404,7 @@ impl KeyManager {
                  (make one with `authd keys new-encryption-key`)"
             );
         }
-        let loaded = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let loaded = self.loaded.lock().clone();
         let statuses = statuses(&loaded, now, self.policy.access_ttl);
         let Some(active) = statuses.iter().find(|s| s.state == KeyState::Active) else {
             return;

@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 /// The largest JWK Set read (authd's is under 1 KiB per key).
@@ -141,7 +141,7 @@ impl HttpJwks {
                 USER_AGENT,
                 concat!("authd-verifier/", env!("CARGO_PKG_VERSION")),
             );
-        if let Some(etag) = self.etag.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(etag) = self.etag.lock().clone() {
             request = request.header(IF_NONE_MATCH, etag);
         }
         let request = request
@@ -181,7 +181,7 @@ impl HttpJwks {
         let text = std::str::from_utf8(&body)
             .map_err(|_| FetchError::Keys(KeysError::Json { line: 0, column: 0 }))?;
         let keys = usable_keys(text)?;
-        *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = etag;
+        *self.etag.lock() = etag;
         Ok(Fetched::Keys(keys, max_age))
     }
 }

@@ -16,9 +16,10 @@
 
 use crate::client::VerifierError;
 use crate::{Claims, Refusal, RemoteSettings, RemoteVerifier, Verify};
+use parking_lot::RwLock;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
@@ -142,24 +143,24 @@ impl State {
         if now >= until {
             return;
         }
-        let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
+        let mut revoked = self.revoked.write();
         let entry = revoked.entry(session).or_insert(until);
         *entry = (*entry).max(until);
     }
 
     /// Forgets the sessions whose tokens have all expired by `now`.
     pub(crate) fn prune(&self, now: i64) {
-        let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
+        let mut revoked = self.revoked.write();
         revoked.retain(|_, until| now < *until);
     }
 
     pub(crate) fn is_revoked(&self, session: &uuid::Uuid) -> bool {
-        let revoked = self.revoked.read().unwrap_or_else(|e| e.into_inner());
+        let revoked = self.revoked.read();
         revoked.contains_key(session)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.revoked.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.revoked.read().len()
     }
 
     /// Whether the set alone may decide now.
