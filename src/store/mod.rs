@@ -19,6 +19,7 @@ mod outbox;
 mod revocations;
 mod session_reads;
 mod sessions;
+mod statements;
 mod throttles;
 mod users;
 
@@ -38,6 +39,7 @@ pub use one_time::{NewOneTimeToken, Purpose};
 pub use outbox::{Mail, QueuedMail};
 pub use revocations::{Ending, RevocationRecord};
 pub use sessions::{NewSession, Rotation, UsedFrom};
+pub use statements::StatementCounts;
 pub use throttles::{ThrottleCount, ThrottleKey};
 pub use users::NewUser;
 
@@ -76,6 +78,8 @@ pub struct Store {
     revocations: Arc<Notify>,
     /// Concurrent session reads of token checks, made in one query.
     session_reads: Arc<session_reads::SessionReads>,
+    /// Every statement sent, by kind and table (see `statements`).
+    statements: StatementCounts,
 }
 
 /// What went wrong talking to the database.
@@ -151,7 +155,9 @@ impl Store {
             .connect_timeout(settings.timeout)
             .acquire_timeout(settings.timeout)
             .sqlx_logging(false);
-        let db = Database::connect(options).await?;
+        let mut db = Database::connect(options).await?;
+        let counts = StatementCounts::default();
+        statements::count_into(&mut db, counts.clone());
         if db.get_database_backend() == DbBackend::Sqlite {
             // WAL lets readers proceed while one writer commits. The setting persists in the
             // file, so if another process holds the lock now, it has set it or will.
@@ -164,7 +170,13 @@ impl Store {
             outbox: Arc::new(Notify::new()),
             revocations: Arc::new(Notify::new()),
             session_reads: Arc::default(),
+            statements: counts,
         })
+    }
+
+    /// The statements sent so far, by kind and table, for /metrics.
+    pub fn statement_counts(&self) -> StatementCounts {
+        self.statements.clone()
     }
 
     /// Applies pending migrations.
