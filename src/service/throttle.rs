@@ -21,7 +21,7 @@ use super::AuthError;
 use crate::config::ThrottleSettings;
 use crate::crypto::password::HashStarted;
 use crate::domain::{Email, UserId};
-use crate::store::{Store, ThrottleCount, ThrottleKey};
+use crate::store::{Store, ThrottleCount, ThrottleKey, ThrottleSettle};
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -420,21 +420,32 @@ impl LoginAttempt {
     /// The password was right: clears the account's consecutive failures and this client's,
     /// takes back this attempt's advance count on the client's address (a success is not a
     /// failure; the address's other failures stand, so logging in to one's own account between
-    /// guesses at others clears nothing), and remembers the client as known to the account.
+    /// guesses at others clears nothing), and remembers the client as known to the account;
+    /// all in one statement.
     pub async fn succeeded(mut self) -> Result<(), AuthError> {
         self.settled = true;
-        let now = now_ms();
-        let (by_address, cleared): (Vec<ThrottleKey>, Vec<ThrottleKey>) = self
+        let mut settled: Vec<(ThrottleKey, ThrottleSettle)> = self
             .counts
             .keys
             .iter()
-            .cloned()
-            .partition(|k| k.scope == Scope::ClientFailures.name());
-        let store = &self.counts.store;
-        store.throttle_delete(&cleared).await?;
-        store.throttle_refund(&by_address).await?;
-        store
-            .throttle_remember(&self.known, now, self.known_until)
+            .map(|k| {
+                let settle = if k.scope == Scope::ClientFailures.name() {
+                    ThrottleSettle::TakeBack
+                } else {
+                    ThrottleSettle::Clear
+                };
+                (k.clone(), settle)
+            })
+            .collect();
+        settled.push((
+            self.known.clone(),
+            ThrottleSettle::Remember {
+                until_ms: self.known_until,
+            },
+        ));
+        self.counts
+            .store
+            .throttle_settle(&settled, now_ms())
             .await?;
         Ok(())
     }

@@ -40,7 +40,7 @@ pub use outbox::{Mail, QueuedMail};
 pub use revocations::{Ending, RevocationRecord};
 pub use sessions::{NewSession, Rotation, UsedFrom};
 pub use statements::StatementCounts;
-pub use throttles::{ThrottleCount, ThrottleKey};
+pub use throttles::{ThrottleCount, ThrottleKey, ThrottleSettle};
 pub use users::NewUser;
 
 use migration::{Migrator, MigratorTrait};

@@ -24,6 +24,18 @@ pub struct ThrottleCount {
     pub last_at_ms: i64,
 }
 
+/// What a counter becomes when an attempt is settled (see `Store::throttle_settle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleSettle {
+    /// Forgotten: a zero count from time 0 that has expired, which reads and bumps take for no
+    /// row at all.
+    Clear,
+    /// One count taken back; when the last one was and when the row expires stay.
+    TakeBack,
+    /// A zero count that lives until `until_ms`: a marker whose presence is what counts.
+    Remember { until_ms: i64 },
+}
+
 impl Store {
     /// The live (unexpired) counters among `keys`, by key.
     pub async fn throttle_counts(
@@ -126,26 +138,69 @@ impl Store {
         Ok(())
     }
 
-    /// Sets `key` to a zero count that lives until `expires_at_ms` (a client remembered as one
-    /// that has logged in to the account).
-    pub async fn throttle_remember(
+    /// Settles counters in one statement, each as `settle` says: cleared, one taken back, or
+    /// remembered. Absent keys are written as zero counts (expired ones unless remembered), which
+    /// every read and bump takes for no row at all. In key order, like `throttle_bump`; a key
+    /// given twice is settled as first given.
+    pub async fn throttle_settle(
         &self,
-        key: &ThrottleKey,
+        keys: &[(ThrottleKey, ThrottleSettle)],
         now_ms: i64,
-        expires_at_ms: i64,
     ) -> Result<(), StoreError> {
-        let sql = "INSERT INTO throttles (id, scope, account, failures, last_at, expires_at) \
-                   VALUES (?, ?, ?, 0, ?, ?) \
-                   ON CONFLICT (id) DO UPDATE SET failures = 0, \
-                   last_at = excluded.last_at, expires_at = excluded.expires_at";
-        let values: Vec<Value> = vec![
-            key.key.clone().into(),
-            key.scope.into(),
-            key.account.clone().into(),
-            now_ms.into(),
-            expires_at_ms.into(),
-        ];
-        self.db.execute_raw(self.statement(sql, values)).await?;
+        let mut keys: Vec<&(ThrottleKey, ThrottleSettle)> = keys.iter().collect();
+        keys.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        keys.dedup_by(|later, first| later.0.key == first.0.key);
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut values: Vec<Value> = Vec::with_capacity(keys.len() * 8);
+        for (key, settle) in &keys {
+            // A cleared count also forgets when it was, so that even read as live (a replica
+            // whose clock is behind) it makes no one wait.
+            let (last_at, expires_at) = match settle {
+                ThrottleSettle::Clear | ThrottleSettle::TakeBack => (0, now_ms),
+                ThrottleSettle::Remember { until_ms } => (now_ms, *until_ms),
+            };
+            values.extend([
+                key.key.clone().into(),
+                key.scope.into(),
+                key.account.clone().into(),
+                last_at.into(),
+                expires_at.into(),
+            ]);
+        }
+        let rows = vec!["(?, ?, ?, 0, ?, ?)"; keys.len()].join(", ");
+        // The rows whose count is taken back keep their time and expiry; the others take the
+        // values written.
+        let taken_back: Vec<&ThrottleKey> = keys
+            .iter()
+            .filter(|(_, settle)| *settle == ThrottleSettle::TakeBack)
+            .map(|(key, _)| key)
+            .collect();
+        let is_taken_back = if taken_back.is_empty() {
+            "1 = 0".to_owned()
+        } else {
+            format!(
+                "excluded.id IN ({})",
+                vec!["?"; taken_back.len()].join(", ")
+            )
+        };
+        for _ in 0..3 {
+            values.extend(taken_back.iter().map(|k| Value::from(k.key.clone())));
+        }
+        let sql = format!(
+            "INSERT INTO throttles (id, scope, account, failures, last_at, expires_at) \
+             VALUES {rows} \
+             ON CONFLICT (id) DO UPDATE SET \
+             failures = CASE WHEN {is_taken_back} \
+                        THEN CASE WHEN throttles.failures > 0 THEN throttles.failures - 1 ELSE 0 END \
+                        ELSE 0 END, \
+             last_at = CASE WHEN {is_taken_back} THEN throttles.last_at \
+                       ELSE excluded.last_at END, \
+             expires_at = CASE WHEN {is_taken_back} THEN throttles.expires_at \
+                          ELSE excluded.expires_at END"
+        );
+        self.db.execute_raw(self.statement(&sql, values)).await?;
         Ok(())
     }
 
