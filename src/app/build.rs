@@ -72,10 +72,10 @@ impl Application {
             keys: key_manager,
             interval: settings.keys.key_reload_interval,
         };
-        let metrics = Arc::new(
-            Metrics::new(&crate::grpc::DESCRIPTOR_SETS)
-                .context("reading the gRPC descriptors for the metrics")?,
-        );
+        let mut metrics = Metrics::new(&crate::grpc::DESCRIPTOR_SETS)
+            .context("reading the gRPC descriptors for the metrics")?;
+        metrics.count_db_statements(store.statement_counts());
+        let metrics = Arc::new(metrics);
         let tokens = AccessTokens::new(
             Arc::clone(&keys),
             settings.issuer(),

@@ -10,9 +10,11 @@
 
 pub mod entity;
 pub(crate) mod session_reads;
+mod statements;
 
 pub use entity::{one_time_token::Model as OneTimeTokenRecord, session::Model as SessionRecord};
 pub use entity::{refresh_token::Model as RefreshTokenRecord, user::Model as UserRecord};
+pub use statements::StatementCounts;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -49,6 +51,8 @@ pub struct Store {
     revocations: Arc<Notify>,
     /// Concurrent session reads of token checks, made in one query.
     pub(crate) session_reads: Arc<session_reads::SessionReads>,
+    /// Every statement sent, by kind and table (see `statements`).
+    statements: StatementCounts,
 }
 
 /// What went wrong talking to the database.
@@ -124,7 +128,9 @@ impl Store {
             .connect_timeout(settings.timeout)
             .acquire_timeout(settings.timeout)
             .sqlx_logging(false);
-        let db = Database::connect(options).await?;
+        let mut db = Database::connect(options).await?;
+        let counts = StatementCounts::default();
+        statements::count_into(&mut db, counts.clone());
         if db.get_database_backend() == DbBackend::Sqlite {
             // WAL lets readers proceed while one writer commits. The setting persists in the
             // file, so if another process holds the lock now, it has set it or will.
@@ -137,7 +143,13 @@ impl Store {
             outbox: Arc::new(Notify::new()),
             revocations: Arc::new(Notify::new()),
             session_reads: Arc::default(),
+            statements: counts,
         })
+    }
+
+    /// The statements sent so far, by kind and table, for /metrics.
+    pub fn statement_counts(&self) -> StatementCounts {
+        self.statements.clone()
     }
 
     /// Applies pending migrations.

@@ -73,6 +73,15 @@ impl Metrics {
         })
     }
 
+    /// Shows the statements the store has sent as `authd_db_statements_total`.
+    pub fn count_db_statements(&mut self, counts: crate::db::StatementCounts) {
+        self.registry.register(
+            "authd_db_statements",
+            "Statements sent to the database, by kind and first table (BEGIN and COMMIT not counted)",
+            counts,
+        );
+    }
+
     /// The gRPC server families, for the layer that counts calls.
     pub fn grpc(&self) -> &GrpcServerMetrics {
         &self.grpc

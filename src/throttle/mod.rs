@@ -25,7 +25,7 @@ use crate::crypto::password::HashStarted;
 use crate::db::Store;
 use crate::domain::{Email, UserId};
 use crate::error::AuthError;
-use queries::{ThrottleCount, ThrottleKey};
+use queries::{ThrottleCount, ThrottleKey, ThrottleSettle};
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -256,7 +256,7 @@ impl Throttle {
         let now = now_ms();
         let expires = now.saturating_add(millis(self.limits.forget_after));
         self.store
-            .throttle_bump(&by_client.key, now, expires)
+            .throttle_bump(std::slice::from_ref(&by_client.key), now, expires)
             .await?;
         Ok(())
     }
@@ -319,12 +319,12 @@ impl Throttle {
         }
     }
 
-    /// Counts one more for each key. A checked key whose count moved on between the check and
-    /// the count (a concurrent attempt) is checked again against its free tries, so attempts in
-    /// parallel cannot all slip through on one stale read; a refused attempt takes its counts
-    /// back. The counting runs in a task of its own, so a call cancelled half-way cannot leave
-    /// counts behind that nothing takes back: they are held by a guard that takes them back when
-    /// dropped, unless kept.
+    /// Counts one more for each key, in one statement. A checked key whose count moved on
+    /// between the check and the count (a concurrent attempt) is checked again against its free
+    /// tries, so attempts in parallel cannot all slip through on one stale read; a refused
+    /// attempt takes its counts back. The counting runs in a task of its own, so a call
+    /// cancelled half-way cannot leave counts behind that nothing takes back: they are held by a
+    /// guard that takes them back when dropped, unless kept.
     async fn bump_all(
         &self,
         keys: &[&Counted],
@@ -344,20 +344,24 @@ impl Throttle {
         let store = self.store.clone();
         let expires = now.saturating_add(millis(self.limits.forget_after));
         let counting = tokio::spawn(async move {
-            let mut counts = Counts {
-                store: store.clone(),
-                keys: Vec::with_capacity(plan.len()),
+            let keys: Vec<ThrottleKey> = plan.iter().map(|(key, ..)| key.clone()).collect();
+            let after = store.throttle_bump(&keys, now, expires).await?;
+            // One statement: every key has been counted, or none has.
+            let counts = Counts {
+                store,
+                keys,
                 kept: false,
             };
-            let mut raced = None;
-            for (key, free, seen, base) in plan {
-                let after = store.throttle_bump(&key, now, expires).await?;
-                counts.keys.push(key);
-                let before = after.saturating_sub(1);
-                if seen.is_some_and(|seen| before > seen && before >= free) {
-                    raced = Some(base);
-                }
-            }
+            let raced = plan
+                .iter()
+                .filter(|(key, free, seen, _)| {
+                    let before = after
+                        .get(&key.key)
+                        .map_or(0, |after| after.saturating_sub(1));
+                    seen.is_some_and(|seen| before > seen && before >= *free)
+                })
+                .map(|(.., base)| *base)
+                .max();
             match raced {
                 // Dropping the counts takes them back.
                 Some(retry_after) => Err(AuthError::RateLimited { retry_after }),
@@ -421,21 +425,32 @@ impl LoginAttempt {
     /// The password was right: clears the account's consecutive failures and this client's,
     /// takes back this attempt's advance count on the client's address (a success is not a
     /// failure; the address's other failures stand, so logging in to one's own account between
-    /// guesses at others clears nothing), and remembers the client as known to the account.
+    /// guesses at others clears nothing), and remembers the client as known to the account;
+    /// all in one statement.
     pub async fn succeeded(mut self) -> Result<(), AuthError> {
         self.settled = true;
-        let now = now_ms();
-        let (by_address, cleared): (Vec<ThrottleKey>, Vec<ThrottleKey>) = self
+        let mut settled: Vec<(ThrottleKey, ThrottleSettle)> = self
             .counts
             .keys
             .iter()
-            .cloned()
-            .partition(|k| k.scope == Scope::ClientFailures.name());
-        let store = &self.counts.store;
-        store.throttle_delete(&cleared).await?;
-        store.throttle_refund(&by_address).await?;
-        store
-            .throttle_remember(&self.known, now, self.known_until)
+            .map(|k| {
+                let settle = if k.scope == Scope::ClientFailures.name() {
+                    ThrottleSettle::TakeBack
+                } else {
+                    ThrottleSettle::Clear
+                };
+                (k.clone(), settle)
+            })
+            .collect();
+        settled.push((
+            self.known.clone(),
+            ThrottleSettle::Remember {
+                until_ms: self.known_until,
+            },
+        ));
+        self.counts
+            .store
+            .throttle_settle(&settled, now_ms())
             .await?;
         Ok(())
     }

@@ -40,6 +40,7 @@ mod revocations;
 mod server;
 mod settings;
 mod shutdown;
+mod statements;
 mod throttle;
 mod tls;
 mod tokens;

@@ -487,3 +487,29 @@ async fn successful_logins_from_one_address_never_count_as_its_failures() {
         Code::ResourceExhausted
     );
 }
+
+#[tokio::test]
+async fn after_a_success_the_clients_guesses_at_the_account_count_afresh() {
+    // A success clears the (account, client) count: the client has all its free tries again,
+    // exactly as if it had never failed.
+    let mut app = TestApp::spawn_with(THROTTLED).await;
+    let email = "afresh@example.com";
+    app.signup_verified_login(email).await;
+    let client = "203.0.113.120";
+    for attempt in 1..=2 {
+        let wrong = login_from(&app, client, email, "wrong password").await;
+        assert_eq!(code(wrong), Code::Unauthenticated, "attempt {attempt}");
+    }
+    login_from(&app, client, email, PASSWORD)
+        .await
+        .expect("the right password within the free tries");
+    for attempt in 1..=3 {
+        let wrong = login_from(&app, client, email, "wrong password").await;
+        assert_eq!(
+            code(wrong),
+            Code::Unauthenticated,
+            "attempt {attempt} after the success"
+        );
+    }
+    assert_rate_limited(login_from(&app, client, email, "wrong password").await);
+}
