@@ -13,7 +13,15 @@
 //! ([`Store::change_signing_keys`]), after reading the rows again, so two replicas (or a
 //! replica and the CLI) never both make a key for one rotation.
 
+mod manager;
 pub mod queries;
+mod rules;
+
+pub use manager::KeyManager;
+use rules::Step;
+#[cfg(test)]
+use rules::due_steps;
+pub use rules::{KeyPolicy, KeyState, KeyStatus, RETIRE_MARGIN, key_policy_of, statuses};
 
 use crate::crypto::keys::{KeyPair, KeyRing, KeySet, ScheduledKey, SigningAlg};
 use crate::crypto::seal::Sealer;
@@ -25,136 +33,6 @@ use queries::{KeyChange, KeyMeta, KeyRow};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// A retiring key stays published this much longer than its last token lives: room for clocks
-/// of replicas that disagree a little, and for a replica that signed just before it reloaded.
-pub const RETIRE_MARGIN: Duration = Duration::from_secs(60);
-
-/// The life-cycle settings (AUTHD_SIGNING_ALG, AUTHD_KEY_*), and the access token lifetime,
-/// which decides how long a retiring key stays published.
-#[derive(Debug, Clone)]
-pub struct KeyPolicy {
-    pub algorithm: SigningAlg,
-    pub publish_lead: Duration,
-    /// `ZERO`: no automatic rotation.
-    pub rotation_interval: Duration,
-    pub access_ttl: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyState {
-    Next,
-    Active,
-    Retiring,
-    Retired,
-}
-
-impl KeyState {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Next => "next",
-            Self::Active => "active",
-            Self::Retiring => "retiring",
-            Self::Retired => "retired",
-        }
-    }
-
-    fn published(self) -> bool {
-        !matches!(self, Self::Retired)
-    }
-}
-
-/// A key and where it stands at one moment.
-#[derive(Debug, Clone)]
-pub struct KeyStatus {
-    pub meta: KeyMeta,
-    pub state: KeyState,
-    /// For a retiring key: when it leaves the JWK Set.
-    pub published_until: Option<DateTime<Utc>>,
-}
-
-/// Where each key stands at `now`, in the order they sign. A key whose retiring time is over
-/// is `Retired` even before its row says so.
-pub fn statuses(keys: &[KeyMeta], now: DateTime<Utc>, access_ttl: Duration) -> Vec<KeyStatus> {
-    let mut keys: Vec<&KeyMeta> = keys.iter().collect();
-    keys.sort_by(|a, b| {
-        (a.activates_at, a.created_at, &a.kid).cmp(&(b.activates_at, b.created_at, &b.kid))
-    });
-    let signed: Vec<&KeyMeta> = keys
-        .iter()
-        .copied()
-        .filter(|k| k.retired_at.is_none() && k.activates_at <= now)
-        .collect();
-    keys.iter()
-        .map(|key| {
-            let (state, published_until) = if key.retired_at.is_some() {
-                (KeyState::Retired, None)
-            } else if key.activates_at > now {
-                (KeyState::Next, None)
-            } else {
-                let position = signed.iter().position(|k| k.kid == key.kid);
-                match position.and_then(|i| signed.get(i + 1)) {
-                    None => (KeyState::Active, None),
-                    Some(successor) => {
-                        let until = after(successor.activates_at, access_ttl + RETIRE_MARGIN);
-                        let state = if now < until {
-                            KeyState::Retiring
-                        } else {
-                            KeyState::Retired
-                        };
-                        (state, Some(until))
-                    }
-                }
-            };
-            KeyStatus {
-                meta: (*key).clone(),
-                state,
-                published_until,
-            }
-        })
-        .collect()
-}
-
-/// What the keys need at `now`: a key whose retiring time is over is retired; with no active
-/// key, the earliest `next` key is brought forward or, without one, a key is made that signs at
-/// once; an active key older than the rotation interval (less the lead) gets a `next` key.
-enum Step {
-    Make { activates_at: DateTime<Utc> },
-    BringForward { kid: String },
-    Retire { kid: String },
-}
-
-fn due_steps(keys: &[KeyMeta], now: DateTime<Utc>, policy: &KeyPolicy) -> Vec<Step> {
-    let statuses = statuses(keys, now, policy.access_ttl);
-    let mut steps: Vec<Step> = statuses
-        .iter()
-        .filter(|s| s.state == KeyState::Retired && s.meta.retired_at.is_none())
-        .map(|s| Step::Retire {
-            kid: s.meta.kid.clone(),
-        })
-        .collect();
-    let active = statuses.iter().find(|s| s.state == KeyState::Active);
-    let next = statuses.iter().find(|s| s.state == KeyState::Next);
-    match (active, next) {
-        (None, Some(next)) => steps.push(Step::BringForward {
-            kid: next.meta.kid.clone(),
-        }),
-        (None, None) => steps.push(Step::Make { activates_at: now }),
-        (Some(active), None) if !policy.rotation_interval.is_zero() => {
-            let due = after(
-                active.meta.activates_at,
-                policy.rotation_interval.saturating_sub(policy.publish_lead),
-            );
-            if now >= due {
-                steps.push(Step::Make {
-                    activates_at: after(now, policy.publish_lead),
-                });
-            }
-        }
-        (Some(_), _) => {}
-    }
-    steps
-}
 
 /// What `authd keys rotate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,245 +61,6 @@ pub enum Retirement {
     AlreadyRetired {
         kid: String,
     },
-}
-
-/// The key ring of one process and the life cycle's changes to it.
-pub struct KeyManager {
-    store: Store,
-    policy: KeyPolicy,
-    sealer: Option<Sealer>,
-    ring: Arc<KeyRing>,
-    /// The live keys the ring was built from, to tell on each reload whether anything changed.
-    loaded: Mutex<Vec<KeyMeta>>,
-}
-
-impl KeyManager {
-    /// At start: checks that every key can be opened with the configured key-encryption key
-    /// (and seals keys stored in the clear once one is configured), takes any step that is due
-    /// (on the very first start, makes the first key), and builds the key ring. A key that
-    /// cannot be opened stops start-up: it is never replaced by a new one.
-    pub async fn start(
-        store: Store,
-        policy: KeyPolicy,
-        sealer: Option<Sealer>,
-    ) -> anyhow::Result<Self> {
-        // A key that will probably be needed is made before the lock is taken: an RSA key
-        // takes a while, and SQLite's lock holds every other write meanwhile.
-        let mut spare = match store.signing_keys().await {
-            Ok(rows) if needs_key(&due_steps(&metas(&rows), Utc::now(), &policy)) => {
-                Some(generate(policy.algorithm).await?)
-            }
-            _ => None,
-        };
-        let mut attempt = 1;
-        let now = loop {
-            let now = Utc::now();
-            let prepared = store
-                .change_signing_keys(|rows| {
-                    let mut changes = sealing_changes(rows, sealer.as_ref())?;
-                    let steps = due_steps(&metas(rows), now, &policy);
-                    changes.extend(realise(&steps, &policy, sealer.as_ref(), now, &mut spare)?);
-                    Ok((changes, steps))
-                })
-                .await;
-            match prepared {
-                Ok(made) => {
-                    log_steps(&made);
-                    break now;
-                }
-                // Another process starting at the same moment may hold SQLite's lock a while.
-                Err(err) if attempt < 5 && is_outage(&err) => {
-                    tracing::warn!(error = %err, attempt, "preparing the signing keys failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-                    attempt += 1;
-                }
-                Err(err) => return Err(err.context("preparing the signing keys")),
-            }
-        };
-        let (set, loaded) = build(&store, &policy, sealer.as_ref(), now).await?;
-        Ok(Self {
-            store,
-            policy,
-            sealer,
-            ring: Arc::new(KeyRing::new(set)),
-            loaded: Mutex::new(loaded),
-        })
-    }
-
-    pub fn ring(&self) -> Arc<KeyRing> {
-        Arc::clone(&self.ring)
-    }
-
-    /// One reload: takes the steps that are due, and rebuilds the ring when the keys in the
-    /// database are not those it was built from (another replica or the CLI changed them).
-    pub async fn reload(&self) -> anyhow::Result<()> {
-        let mut now = Utc::now();
-        let live = self.store.live_signing_keys().await?;
-        let due = due_steps(&live, now, &self.policy);
-        if !due.is_empty() {
-            let mut spare = None;
-            if needs_key(&due) {
-                spare = Some(generate(self.policy.algorithm).await?);
-                // Making it may have taken seconds: times count from now.
-                now = Utc::now();
-            }
-            let made = self
-                .store
-                .change_signing_keys(|rows| {
-                    // Keys resealed under another key-encryption key since this process
-                    // started: make no key under the old one (restart with the new one).
-                    let mut changes = sealing_changes(rows, self.sealer.as_ref())?;
-                    let steps = due_steps(&metas(rows), now, &self.policy);
-                    let sealer = self.sealer.as_ref();
-                    changes.extend(realise(&steps, &self.policy, sealer, now, &mut spare)?);
-                    Ok((changes, steps))
-                })
-                .await?;
-            log_steps(&made);
-        } else if *self.loaded.lock() == live {
-            return Ok(());
-        }
-        self.rebuild(now).await
-    }
-
-    async fn rebuild(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
-        let (set, loaded) = build(&self.store, &self.policy, self.sealer.as_ref(), now).await?;
-        let kids: Vec<&str> = loaded.iter().map(|k| k.kid.as_str()).collect();
-        tracing::info!(?kids, "signing keys reloaded");
-        self.ring.replace(set);
-        *self.loaded.lock() = loaded;
-        Ok(())
-    }
-
-    /// `authd keys rotate`: a `next` key of the configured algorithm, published now and
-    /// signing after the publish lead. One already waiting is kept (so two rotations at once
-    /// make one key); one of another algorithm is withdrawn (it never signed) and replaced.
-    pub async fn rotate(&self) -> anyhow::Result<Rotation> {
-        let policy = &self.policy;
-        let mut spare = Some(generate(policy.algorithm).await?);
-        let now = Utc::now();
-        let rotation = self
-            .store
-            .change_signing_keys(|rows| {
-                let statuses = statuses(&metas(rows), now, policy.access_ttl);
-                let pending: Vec<&KeyStatus> = statuses
-                    .iter()
-                    .filter(|s| s.state == KeyState::Next)
-                    .collect();
-                if let Some(same) = pending
-                    .iter()
-                    .find(|s| s.meta.algorithm == policy.algorithm.name())
-                {
-                    let rotation = Rotation::AlreadyPending {
-                        kid: same.meta.kid.clone(),
-                        activates_at: same.meta.activates_at,
-                    };
-                    return Ok((Vec::new(), rotation));
-                }
-                let mut changes: Vec<KeyChange> = pending
-                    .iter()
-                    .map(|s| KeyChange::Retire {
-                        kid: s.meta.kid.clone(),
-                        at: now,
-                    })
-                    .collect();
-                let activates_at = after(now, policy.publish_lead);
-                let pair = take_or_make(&mut spare, policy.algorithm)?;
-                let (kid, insert) = new_key(pair, self.sealer.as_ref(), activates_at, now)?;
-                changes.push(insert);
-                let rotation = Rotation::Added {
-                    kid,
-                    algorithm: policy.algorithm,
-                    activates_at,
-                };
-                Ok((changes, rotation))
-            })
-            .await?;
-        self.rebuild(now).await?;
-        Ok(rotation)
-    }
-
-    /// `authd keys retire KID`: the key leaves the JWK Set now and tokens it signed stop
-    /// validating. When it was the key signing, the newest remaining published key signs from
-    /// now on (a retiring key, or a `next` key brought forward); with none, a new key does.
-    pub async fn retire(&self, kid: &str) -> anyhow::Result<Retirement> {
-        let policy = &self.policy;
-        // Needed only when the key is the last one published: made outside the lock anyway.
-        let mut spare = Some(generate(policy.algorithm).await?);
-        let now = Utc::now();
-        let retirement = self
-            .store
-            .change_signing_keys(|rows| {
-                let row = rows
-                    .iter()
-                    .find(|row| row.meta.kid == kid)
-                    .ok_or_else(|| anyhow::anyhow!("there is no signing key with kid {kid}"))?;
-                if row.meta.retired_at.is_some() {
-                    return Ok((Vec::new(), Retirement::AlreadyRetired { kid: kid.into() }));
-                }
-                let before = statuses(&metas(rows), now, policy.access_ttl);
-                let was_signing = before
-                    .iter()
-                    .any(|s| s.meta.kid == kid && s.state == KeyState::Active);
-                let mut after = metas(rows);
-                for meta in after.iter_mut().filter(|m| m.kid == kid) {
-                    meta.retired_at = Some(now);
-                }
-                let steps = due_steps(&after, now, policy);
-                let mut changes = vec![KeyChange::Retire {
-                    kid: kid.into(),
-                    at: now,
-                }];
-                changes.extend(realise(
-                    &steps,
-                    policy,
-                    self.sealer.as_ref(),
-                    now,
-                    &mut spare,
-                )?);
-                let now_signing =
-                    was_signing.then(|| signing_after(&after, &steps, &changes, now, policy));
-                Ok((
-                    changes,
-                    Retirement::Retired {
-                        kid: kid.into(),
-                        now_signing: now_signing.flatten(),
-                    },
-                ))
-            })
-            .await?;
-        self.rebuild(now).await?;
-        Ok(retirement)
-    }
-
-    /// Says at start what a reader of the log should know: keys in the clear, and a signing
-    /// algorithm that differs from the active key's (it takes effect at the next rotation).
-    pub fn explain(&self) {
-        let now = Utc::now();
-        if self.sealer.is_none() {
-            tracing::warn!(
-                "signing keys are stored in the clear: set AUTHD_KEY_ENCRYPTION_KEY to seal them \
-                 (make one with `authd keys new-encryption-key`)"
-            );
-        }
-        let loaded = self.loaded.lock().clone();
-        let statuses = statuses(&loaded, now, self.policy.access_ttl);
-        let Some(active) = statuses.iter().find(|s| s.state == KeyState::Active) else {
-            return;
-        };
-        tracing::info!(kid = %active.meta.kid, algorithm = %active.meta.algorithm, "signing key");
-        let waiting = statuses
-            .iter()
-            .any(|s| s.state == KeyState::Next && s.meta.algorithm == self.policy.algorithm.name());
-        if active.meta.algorithm != self.policy.algorithm.name() && !waiting {
-            tracing::info!(
-                active = %active.meta.algorithm,
-                configured = %self.policy.algorithm,
-                "AUTHD_SIGNING_ALG differs from the active key's algorithm: it takes effect at \
-                 the next rotation (`authd keys rotate`, or the automatic one)"
-            );
-        }
-    }
 }
 
 /// Runs [`KeyManager::reload`] every interval until shutdown, so a rotation made anywhere is
@@ -596,10 +235,6 @@ fn realise(
     Ok(changes)
 }
 
-fn needs_key(steps: &[Step]) -> bool {
-    steps.iter().any(|step| matches!(step, Step::Make { .. }))
-}
-
 /// A new key pair, made on a blocking thread (RSA key generation takes a while).
 async fn generate(algorithm: SigningAlg) -> anyhow::Result<KeyPair> {
     tokio::task::spawn_blocking(move || KeyPair::generate(algorithm))
@@ -613,32 +248,6 @@ fn take_or_make(spare: &mut Option<KeyPair>, algorithm: SigningAlg) -> anyhow::R
         Some(pair) if pair.algorithm() == algorithm => Ok(pair),
         _ => KeyPair::generate(algorithm),
     }
-}
-
-/// Which key signs after a retirement and the steps it caused.
-fn signing_after(
-    after: &[KeyMeta],
-    steps: &[Step],
-    changes: &[KeyChange],
-    now: DateTime<Utc>,
-    policy: &KeyPolicy,
-) -> Option<String> {
-    for step in steps {
-        if let Step::BringForward { kid } = step {
-            return Some(kid.clone());
-        }
-    }
-    for change in changes {
-        if let KeyChange::Insert { meta, .. } = change
-            && meta.activates_at <= now
-        {
-            return Some(meta.kid.clone());
-        }
-    }
-    statuses(after, now, policy.access_ttl)
-        .into_iter()
-        .find(|s| s.state == KeyState::Active)
-        .map(|s| s.meta.kid)
 }
 
 /// A new key's row: its kid, and the insert (its private half sealed when a sealer is set).
@@ -730,16 +339,6 @@ async fn build(
         .collect();
     live.sort_by(|a, b| a.kid.cmp(&b.kid));
     Ok((set, live))
-}
-
-/// The key life cycle's settings, as `serve` and `authd keys` both read them.
-pub fn key_policy_of(keys: &crate::config::KeySettings, access_ttl: Duration) -> KeyPolicy {
-    KeyPolicy {
-        algorithm: keys.signing_alg,
-        publish_lead: keys.key_publish_lead,
-        rotation_interval: keys.key_rotation_interval,
-        access_ttl,
-    }
 }
 
 #[cfg(test)]
