@@ -21,6 +21,7 @@ use crate::crypto::seal::Sealer;
 use crate::domain::ClientId;
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use percent_encoding::percent_decode_str;
 use secrecy::{ExposeSecret, SecretString};
 use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf, time::Duration};
 
@@ -614,7 +615,10 @@ pub fn scrub(text: &str, url: &SecretString) -> String {
             }
         }
     }
-    let decoded: Vec<String> = secrets.iter().map(|s| percent_decode(s)).collect();
+    let decoded: Vec<String> = secrets
+        .iter()
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
     secrets.extend(decoded);
     // Longest first, so a secret that contains another is replaced whole.
     secrets.retain(|s| !s.is_empty());
@@ -624,30 +628,6 @@ pub fn scrub(text: &str, url: &SecretString) -> String {
         out = out.replace(secret.as_str(), "***");
     }
     out
-}
-
-fn percent_decode(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -837,6 +817,13 @@ mod tests {
             redact(&SecretString::from("postgres://u@h/d?password=secret")),
             "postgres://***@h/d?password=***"
         );
+    }
+
+    #[test]
+    fn scrub_decodes_escapes_and_keeps_broken_ones_as_written() {
+        let url = SecretString::from("postgres://app:caf%C3%A9%zz%4@db/auth");
+        let text = "auth failed for caf%C3%A9%zz%4 (café%zz%4)";
+        assert_eq!(scrub(text, &url), "auth failed for *** (***)");
     }
 
     #[test]

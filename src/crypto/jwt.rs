@@ -5,14 +5,12 @@
 
 use super::keys::{KeyRing, KeySet};
 use crate::domain::{AuthMethods, ClientId, SessionId, UserId};
-use authd_verifier::{ACCESS_TOKEN_TYP, AccessClaims, Audience, Checks};
+use authd_verifier::{ACCESS_TOKEN_TYP, AccessClaims, Audience, Checks, TokenDigest, TokenMemo};
 use jsonwebtoken::{Algorithm, Header};
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-/// Tokens whose signature check is remembered ([`Verified`]); past this, the memory starts over.
+/// The most tokens whose passed checks are remembered at once ([`Verified`]).
 const VERIFIED_CAPACITY: usize = 4096;
 
 /// Who a token is for; what the issuer needs besides the clock and its settings.
@@ -96,12 +94,12 @@ impl AccessTokens {
     ///
     /// Services check the same token on every request of its 15 minutes, so a token that passed
     /// is remembered (by its SHA-256) with its claims, for as long as the key set that passed it
-    /// is in force: a rotation or a retired key forgets everything. A remembered token is still
-    /// refused once it expires. Only tokens that passed are remembered, so garbage cannot fill
-    /// the memory, and it is bounded by [`VERIFIED_CAPACITY`].
+    /// is in force: under a rotation or a retired key, nothing remembered counts. A remembered
+    /// token is still refused once it expires. Only tokens that passed are remembered, so
+    /// garbage cannot fill the memory, and it is bounded by [`VERIFIED_CAPACITY`].
     pub fn verify(&self, token: &str) -> Option<AccessClaims> {
         let keys = self.keys.current();
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let digest = TokenDigest::of(token);
         let now = chrono::Utc::now().timestamp();
         if let Some(claims) = self.verified.get(&keys, &digest, now) {
             return Some(claims);
@@ -112,44 +110,43 @@ impl AccessTokens {
     }
 }
 
-/// Access tokens that passed every check, by digest, under one key set.
-#[derive(Default)]
+/// Access tokens that passed every check, by digest, each with the key set that passed it.
 struct Verified {
-    state: Mutex<VerifiedState>,
+    tokens: TokenMemo<(Weak<KeySet>, AccessClaims)>,
 }
 
-#[derive(Default)]
-struct VerifiedState {
-    /// The key set the entries were checked against; another one empties the memory.
-    keys: Option<Arc<KeySet>>,
-    tokens: HashMap<[u8; 32], AccessClaims>,
+impl Default for Verified {
+    fn default() -> Self {
+        Self {
+            tokens: TokenMemo::new(VERIFIED_CAPACITY),
+        }
+    }
 }
 
 impl Verified {
-    fn get(&self, keys: &Arc<KeySet>, digest: &[u8; 32], now: i64) -> Option<AccessClaims> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let same_keys = state.keys.as_ref().is_some_and(|k| Arc::ptr_eq(k, keys));
+    /// The claims of a token that passed under `keys` and has not expired at `now` (unix
+    /// seconds).
+    fn get(&self, keys: &Arc<KeySet>, digest: &TokenDigest, now: i64) -> Option<AccessClaims> {
+        // The Weak keeps the old key set's allocation, so its address is not reused while an
+        // entry points at it: the same address is the same key set. It does not keep the keys.
         // authd's tokens carry no `nbf` and its checks allow no leeway: `exp` is the only time.
-        state
-            .tokens
+        self.tokens
             .get(digest)
-            .filter(|claims| same_keys && now < claims.exp)
-            .cloned()
+            .filter(|(passed_under, claims)| {
+                std::ptr::eq(passed_under.as_ptr(), Arc::as_ptr(keys)) && now < claims.exp
+            })
+            .map(|(_, claims)| claims)
     }
 
-    fn put(&self, keys: &Arc<KeySet>, digest: [u8; 32], claims: &AccessClaims, now: i64) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if !state.keys.as_ref().is_some_and(|k| Arc::ptr_eq(k, keys)) {
-            state.tokens.clear();
-            state.keys = Some(Arc::clone(keys));
-        }
-        if state.tokens.len() >= VERIFIED_CAPACITY {
-            state.tokens.retain(|_, claims| now < claims.exp);
-            if state.tokens.len() >= VERIFIED_CAPACITY {
-                state.tokens.clear();
-            }
-        }
-        state.tokens.insert(digest, claims.clone());
+    /// Remembers that the token of `digest` passed under `keys` at `now` (unix seconds), until
+    /// its `exp`.
+    fn put(&self, keys: &Arc<KeySet>, digest: TokenDigest, claims: &AccessClaims, now: i64) {
+        let left = u64::try_from(claims.exp.saturating_sub(now)).unwrap_or(0);
+        self.tokens.put(
+            digest,
+            (Arc::downgrade(keys), claims.clone()),
+            Duration::from_secs(left),
+        );
     }
 }
 
@@ -282,20 +279,16 @@ mod tests {
             .verify(&tokens.issue(&subject(), now)?)
             .ok_or_else(|| anyhow::anyhow!("not verified"))?;
         let verified = Verified::default();
-        verified.put(&keys, [1; 32], &claims, now);
-        assert!(verified.get(&keys, &[1; 32], claims.exp - 1).is_some());
-        assert!(
-            verified.get(&keys, &[1; 32], claims.exp).is_none(),
-            "expired"
-        );
-        assert!(verified.get(&keys, &[2; 32], now).is_none(), "never seen");
+        let (one, two) = (TokenDigest::of("1"), TokenDigest::of("2"));
+        verified.put(&keys, one, &claims, now);
+        assert!(verified.get(&keys, &one, claims.exp - 1).is_some());
+        assert!(verified.get(&keys, &one, claims.exp).is_none(), "expired");
+        assert!(verified.get(&keys, &two, now).is_none(), "never seen");
 
         for i in 0..VERIFIED_CAPACITY + 10 {
-            let mut digest = [0; 32];
-            digest[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            verified.put(&keys, digest, &claims, now);
+            verified.put(&keys, TokenDigest::of(&i.to_string()), &claims, now);
         }
-        let held = verified.state.lock().map(|s| s.tokens.len()).unwrap_or(0);
+        let held = verified.tokens.len();
         assert!(held <= VERIFIED_CAPACITY, "{held} remembered");
         Ok(())
     }

@@ -41,6 +41,8 @@
 //!   are then refused within a second, still with no round trip per token.
 //! - [`RemoteVerifier`]: remote mode, every token sent to authd's Introspect: a logout is seen
 //!   at once, for a round trip per token (or per cache TTL).
+//! - [`TokenMemo`]: a bounded memo of answers about tokens by their [`TokenDigest`], as remote
+//!   mode's cache and authd's own memory of checked signatures use it.
 
 #![deny(missing_docs)]
 
@@ -53,6 +55,7 @@ mod jwks;
 mod keys;
 mod layer;
 mod local;
+mod memo;
 mod refusal;
 mod remote;
 mod revocation_stream;
@@ -68,6 +71,7 @@ pub use jwks::JwksSource;
 pub use keys::{KeysError, PublicKey, PublicKeys};
 pub use layer::{AuthLayer, RequireAuth, bearer_value};
 pub use local::{LocalSettings, LocalVerifier};
+pub use memo::{TokenDigest, TokenMemo};
 pub use refusal::Refusal;
 pub use remote::{CACHE_CAPACITY, RemoteSettings, RemoteVerifier};
 pub use revocations::{DEFAULT_MAX_DISCONNECTED, RevocationSettings, WhenDisconnected};

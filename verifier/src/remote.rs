@@ -7,11 +7,10 @@
 //! [`Refusal::Unavailable`] (the caller may retry), and `active: false` is [`Refusal::Inactive`].
 
 use crate::client::{self, VerifierError, error_chain, pb};
+use crate::memo::{TokenDigest, TokenMemo};
 use crate::{AccessClaims, Audience, BoxFuture, Claims, MAX_TOKEN_LEN, Refusal, Verify};
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::Channel;
 
@@ -97,7 +96,7 @@ impl Inner {
         if token.len() > MAX_TOKEN_LEN {
             return Err(Refusal::Malformed);
         }
-        let key = self.cache.as_ref().map(|_| digest(token));
+        let key = self.cache.as_ref().map(|_| TokenDigest::of(token));
         if let (Some(cache), Some(key)) = (&self.cache, &key)
             && let Some(claims) = cache.get(key)
         {
@@ -163,63 +162,35 @@ impl Inner {
     }
 }
 
-/// The SHA-256 of a token: the cache keeps no tokens.
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
 /// Positive answers by token digest, each until the caller's TTL or the token's `exp`,
-/// whichever is first; at most [`CACHE_CAPACITY`] of them.
+/// whichever is first; at most [`CACHE_CAPACITY`] of them (a forgotten one is asked again).
 struct Cache {
     ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], (Instant, Claims)>>,
+    answers: TokenMemo<Claims>,
 }
 
 impl Cache {
     fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            answers: TokenMemo::new(CACHE_CAPACITY),
         }
     }
 
-    fn get(&self, key: &[u8; 32]) -> Option<Claims> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        match entries.get(key) {
-            Some((until, claims)) if Instant::now() < *until => Some(claims.clone()),
-            Some(_) => {
-                entries.remove(key);
-                None
-            }
-            None => None,
-        }
+    fn get(&self, key: &TokenDigest) -> Option<Claims> {
+        self.answers.get(key)
     }
 
     /// Keeps `claims` (checked at `now`, unix seconds) for the TTL, but never past `exp`.
-    fn put(&self, key: [u8; 32], claims: &Claims, now: i64) {
+    fn put(&self, key: TokenDigest, claims: &Claims, now: i64) {
         let left = u64::try_from(claims.expires_at.saturating_sub(now)).unwrap_or(0);
         let keep = self.ttl.min(Duration::from_secs(left));
-        if keep.is_zero() {
-            return;
-        }
-        let until = Instant::now() + keep;
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= CACHE_CAPACITY {
-            let now = Instant::now();
-            entries.retain(|_, (until, _)| *until > now);
-        }
-        if entries.len() >= CACHE_CAPACITY {
-            // Still full of live answers: make room by forgetting one; it is asked again.
-            if let Some(victim) = entries.keys().next().copied() {
-                entries.remove(&victim);
-            }
-        }
-        entries.insert(key, (until, claims.clone()));
+        self.answers.put(key, claims.clone(), keep);
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.answers.len()
     }
 }
 
@@ -267,6 +238,10 @@ mod tests {
         assert!(cache.get(&digest("a")).is_some());
     }
 
+    fn digest(token: &str) -> TokenDigest {
+        TokenDigest::of(token)
+    }
+
     #[test]
     fn the_cache_is_bounded() {
         let cache = Cache::new(Duration::from_secs(60));
@@ -274,7 +249,7 @@ mod tests {
         for i in 0..CACHE_CAPACITY + 500 {
             cache.put(digest(&i.to_string()), &claims(now + 600), now);
         }
-        assert_eq!(cache.len(), CACHE_CAPACITY);
+        assert!(cache.len() <= CACHE_CAPACITY, "{} cached", cache.len());
         let last = (CACHE_CAPACITY + 499).to_string();
         assert!(
             cache.get(&digest(&last)).is_some(),
