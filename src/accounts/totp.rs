@@ -215,7 +215,7 @@ impl Accounts {
     /// Checks and spends a TOTP code of the user's confirmed factor.
     async fn spend_current_code(&self, user: &UserRecord, code: &str) -> Result<(), AuthError> {
         let user_id = UserId(user.id);
-        let mut attempt = self.throttle.begin_second_factor(user_id).await?;
+        let mut attempt = self.throttle.begin_second_factor(user_id, None).await?;
         let Some(factor) = self.store.totp_factor(user_id).await? else {
             return Err(AuthError::SecondFactorState(NOT_ON));
         };

@@ -43,6 +43,14 @@ pub enum SecondFactor {
     RecoveryCode([u8; 32]),
 }
 
+/// A live challenge, read with its user and the user's TOTP factor in one query.
+#[derive(Debug, Clone)]
+pub struct LiveChallenge {
+    pub challenge: MfaChallengeRecord,
+    pub user: UserRecord,
+    pub totp: Option<TotpFactorRecord>,
+}
+
 /// How completing a challenge ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MfaCompletion {
@@ -244,20 +252,26 @@ impl Store {
         Ok(())
     }
 
-    /// The challenge with this digest, if it can still be completed at `now`, with its user.
+    /// The challenge with this digest, if it can still be completed at `now`, with its user
+    /// and the user's TOTP factor.
     pub async fn live_mfa_challenge(
         &self,
         digest: &TokenDigest,
         now: DateTime<Utc>,
-    ) -> Result<Option<(MfaChallengeRecord, UserRecord)>, StoreError> {
+    ) -> Result<Option<LiveChallenge>, StoreError> {
         let found = mfa_challenge::Entity::find_by_id(digest.0.to_vec())
             .filter(mfa_challenge::Column::SpentAt.is_null())
             .filter(mfa_challenge::Column::ExpiresAt.gt(now))
             .find_also_related(user::Entity)
+            .find_also(mfa_challenge::Entity, totp_factor::Entity)
             .one(&self.db)
             .await?;
         Ok(match found {
-            Some((challenge, Some(user))) if user.mfa_enabled => Some((challenge, user)),
+            Some((challenge, Some(user), totp)) if user.mfa_enabled => Some(LiveChallenge {
+                challenge,
+                user,
+                totp,
+            }),
             _ => None,
         })
     }

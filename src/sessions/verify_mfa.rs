@@ -14,7 +14,7 @@ use crate::domain::{
     AuthMethods, ClientId, ClientInfo, FieldViolation, TokenPair, UserId, Violations,
 };
 use crate::error::AuthError;
-use crate::mfa::queries::{MfaCompletion, SecondFactor};
+use crate::mfa::queries::{LiveChallenge, MfaCompletion, SecondFactor};
 use crate::mfa::{MAX_CODE_ATTEMPTS, parse_code};
 use chrono::Utc;
 
@@ -68,17 +68,28 @@ impl Sessions {
         let (token, presented) = v.finish(token.zip(presented))?;
 
         let now = Utc::now();
-        let Some((digest, (challenge, user))) = self
+        // The challenge first, with its user and factor; the client's failures are checked in
+        // the same throttle read as the account's wrong codes.
+        let Some((digest, found)) = self
             .throttle
-            .find_presented(&client.ip, token, |digest| async move {
+            .find_presented_then_check(&client.ip, token, |digest| async move {
                 self.store.live_mfa_challenge(&digest, now).await
             })
             .await?
         else {
             return Err(AuthError::InvalidMfaToken);
         };
+        let LiveChallenge {
+            challenge,
+            user,
+            totp,
+        } = found;
         let user_id = UserId(user.id);
-        let mut attempt = match self.throttle.begin_second_factor(user_id).await {
+        let mut attempt = match self
+            .throttle
+            .begin_second_factor(user_id, Some(&client.ip))
+            .await
+        {
             Ok(attempt) => attempt,
             Err(err) => {
                 if matches!(err, AuthError::RateLimited { .. }) {
@@ -93,7 +104,7 @@ impl Sessions {
         };
         let factor = match presented {
             Presented::Code(code) => {
-                let Some(totp) = self.store.totp_factor(user_id).await? else {
+                let Some(totp) = totp else {
                     return Err(AuthError::InvalidMfaToken);
                 };
                 self.factors

@@ -215,9 +215,12 @@ impl Throttle {
     /// Checks and counts a second-factor code for `user` before it is checked. Unlike a
     /// password, the account-wide count is hard: whoever tries codes already knows the password,
     /// so the owner waits too, and only a right code clears it (a right password does not).
+    /// With `client`, that address's failures are checked in the same read (VerifyMfa, whose
+    /// challenge was looked up first); they are not counted here.
     pub async fn begin_second_factor(
         &self,
         user: UserId,
+        client: Option<&str>,
     ) -> Result<SecondFactorAttempt, AuthError> {
         let account = user.to_string();
         let by_account = counted(
@@ -226,13 +229,14 @@ impl Throttle {
             "",
             self.limits.account_mfa_failures,
         );
+        let by_client = client.map(|client| self.client_failures(client));
         let now = now_ms();
-        let counts = self
-            .store
-            .throttle_counts(std::slice::from_ref(&by_account.key), now)
-            .await?;
-        let count = counts.get(&by_account.key.key).copied().unwrap_or_default();
-        let checked = [(&by_account, count)];
+        let mut keys = vec![by_account.key.clone()];
+        keys.extend(by_client.iter().map(|c| c.key.clone()));
+        let counts = self.store.throttle_counts(&keys, now).await?;
+        let count = |c: &Counted| counts.get(&c.key.key).copied().unwrap_or_default();
+        let mut checked = vec![(&by_account, count(&by_account))];
+        checked.extend(by_client.iter().map(|c| (c, count(c))));
         self.refuse_if_waiting(&checked, now)?;
         let counts = self.bump_all(&[&by_account], &checked, now).await?;
         Ok(SecondFactorAttempt { counts })

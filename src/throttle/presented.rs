@@ -31,4 +31,28 @@ impl Throttle {
         }
         Ok(found)
     }
+
+    /// The same lookup for a caller that checks the client's failures itself once the record is
+    /// found, in the read it makes anyway (VerifyMfa, with the account's wrong codes): the
+    /// client is checked before its failure is counted only when nothing is found.
+    pub async fn find_presented_then_check<T, F, Fut>(
+        &self,
+        client: &str,
+        raw: &str,
+        find: F,
+    ) -> Result<Option<(TokenDigest, T)>, AuthError>
+    where
+        F: FnOnce(TokenDigest) -> Fut,
+        Fut: Future<Output = Result<Option<T>, StoreError>>,
+    {
+        let found = match TokenDigest::of_presented(raw.trim()) {
+            Some(digest) => find(digest).await?.map(|record| (digest, record)),
+            None => None,
+        };
+        if found.is_none() {
+            self.check_client(client).await?;
+            self.client_failed(client).await?;
+        }
+        Ok(found)
+    }
 }

@@ -25,11 +25,24 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     User,
+    /// The user's TOTP factor, read with the challenge by VerifyMfa (both keyed by the user).
+    #[sea_orm(
+        belongs_to = "super::totp_factor::Entity",
+        from = "Column::UserId",
+        to = "super::totp_factor::Column::UserId"
+    )]
+    TotpFactor,
 }
 
 impl Related<super::user::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::User.def()
+    }
+}
+
+impl Related<super::totp_factor::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::TotpFactor.def()
     }
 }
 
