@@ -9,7 +9,6 @@ use clap::Parser;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -529,66 +528,47 @@ pub async fn http_get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)
     http_request(addr, "GET", path, headers).await
 }
 
-/// A plain HTTP/1.1 request with extra headers.
+/// A plain HTTP/1.1 request with extra headers, on a connection of its own.
 pub async fn http_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> HttpResponse {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("HTTP connect");
-    let extra: String = headers
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .header(http::header::CONNECTION, "close")
+        .body(Empty::new())
+        .expect("HTTP request");
+    let response = client.request(request).await.expect("HTTP request");
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
         .iter()
-        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .map(|(name, value)| {
+            let value = String::from_utf8(value.as_bytes().to_vec()).expect("UTF-8 header");
+            (name.as_str().to_owned(), value)
+        })
         .collect();
-    let request =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
+    let body = response
+        .into_body()
+        .collect()
         .await
-        .expect("HTTP write");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.expect("HTTP read");
-    let raw = String::from_utf8(raw).expect("UTF-8 answer");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect::<Vec<_>>();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
+        .expect("HTTP body")
+        .to_bytes();
     HttpResponse {
         status,
         headers,
-        body,
+        body: String::from_utf8(body.to_vec()).expect("UTF-8 answer"),
     }
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.push_str(&tail[..size]);
-        rest = &tail[size + 2..];
-    }
-    out
 }
 
 /// Claims of an access token, checked with the public keys from the HTTP JWKS endpoint only.

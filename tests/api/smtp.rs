@@ -3,8 +3,8 @@
 //! The service delivers mail with lettre over plain `smtp://` (no TLS, no AUTH).
 //! Rather than mocking the mailer, the tests point it at this server, so delivery
 //! is exercised end to end: lettre's connection pool, the SMTP dialogue, MIME
-//! encoding and all. Received mails are parsed (headers, quoted-printable/base64
-//! bodies, RFC 2047 subjects) and kept in an inbox the tests can wait on.
+//! encoding and all. Received mails are parsed with mail-parser (quoted-printable/base64
+//! bodies, multiparts, RFC 2047 subjects) and kept in an inbox the tests can wait on.
 //!
 //! A server can also start "down" ([`SmtpServer::reserve`]) and be brought up
 //! later ([`SmtpServer::come_up`]) to test the service's retry of failed sends.
@@ -19,8 +19,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
@@ -37,7 +35,7 @@ pub struct ReceivedMail {
     pub raw: String,
     /// The `Subject` header, RFC 2047 encoded words decoded.
     pub subject: String,
-    /// The first `text/plain` part (else first `text/*` part), transfer-decoded.
+    /// The text body (the `text/plain` part of a multipart), transfer-decoded.
     pub body: String,
 }
 
@@ -321,13 +319,22 @@ fn unstuff(line: &str) -> &str {
     line.strip_prefix('.').unwrap_or(line)
 }
 
+/// The subject (RFC 2047 words decoded) and the text body (transfer-decoded, the text/plain
+/// part of a multipart) as mail-parser reads them; line endings as `\n`, the last one dropped.
 fn parse_mail(from: String, to: Vec<String>, raw: String) -> ReceivedMail {
-    let (headers, _) = split_entity(&raw);
-    let subject = header(&headers, "subject")
-        .map(decode_header_value)
-        .unwrap_or_default();
-    let body = find_text(&raw, "text/plain")
-        .or_else(|| find_text(&raw, "text/"))
+    let message = mail_parser::MessageParser::default().parse(raw.as_bytes());
+    let subject = message
+        .as_ref()
+        .and_then(|m| m.subject())
+        .unwrap_or_default()
+        .to_owned();
+    let body = message
+        .as_ref()
+        .and_then(|m| m.body_text(0))
+        .map(|text| {
+            let text = text.replace("\r\n", "\n");
+            text.strip_suffix('\n').unwrap_or(&text).to_owned()
+        })
         .unwrap_or_default();
     ReceivedMail {
         from,
@@ -336,199 +343,6 @@ fn parse_mail(from: String, to: Vec<String>, raw: String) -> ReceivedMail {
         subject,
         body,
     }
-}
-
-/// Splits a MIME entity into unfolded headers (lower-cased names) and its body.
-fn split_entity(entity: &str) -> (Vec<(String, String)>, String) {
-    let mut headers: Vec<(String, String)> = Vec::new();
-    let mut lines = entity.lines();
-    for line in lines.by_ref() {
-        if line.is_empty() {
-            break;
-        }
-        if line.starts_with([' ', '\t']) {
-            if let Some((_, value)) = headers.last_mut() {
-                value.push(' ');
-                value.push_str(line.trim());
-            }
-        } else if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-        }
-    }
-    (headers, lines.collect::<Vec<_>>().join("\n"))
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// Value of `name=...` (optionally quoted) in a header such as Content-Type.
-fn header_param(value: &str, name: &str) -> Option<String> {
-    value.split(';').skip(1).find_map(|param| {
-        let (key, val) = param.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| val.trim().trim_matches('"').to_owned())
-    })
-}
-
-/// The decoded body of the first part whose MIME type starts with `wanted`,
-/// descending into multiparts. A missing Content-Type means text/plain.
-fn find_text(entity: &str, wanted: &str) -> Option<String> {
-    let (headers, body) = split_entity(entity);
-    let content_type = header(&headers, "content-type").unwrap_or("text/plain");
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if mime.starts_with("multipart/") {
-        let boundary = header_param(content_type, "boundary")?;
-        return multipart_parts(&body, &boundary)
-            .iter()
-            .find_map(|part| find_text(part, wanted));
-    }
-    if !mime.starts_with(wanted) {
-        return None;
-    }
-    let encoding = header(&headers, "content-transfer-encoding").unwrap_or("7bit");
-    Some(match encoding.to_ascii_lowercase().as_str() {
-        "quoted-printable" => decode_quoted_printable(&body),
-        "base64" => decode_base64_text(&body),
-        _ => body,
-    })
-}
-
-fn multipart_parts(body: &str, boundary: &str) -> Vec<String> {
-    let delimiter = format!("--{boundary}");
-    let mut parts = Vec::new();
-    let mut current: Option<Vec<&str>> = None;
-    for line in body.lines() {
-        match line.trim_end().strip_prefix(&delimiter) {
-            Some(suffix @ ("" | "--")) => {
-                parts.extend(current.take().map(|lines| lines.join("\n")));
-                if suffix == "--" {
-                    break;
-                }
-                current = Some(Vec::new());
-            }
-            _ => {
-                if let Some(lines) = current.as_mut() {
-                    lines.push(line);
-                }
-            }
-        }
-    }
-    parts
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    char::from(byte)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
-/// Decodes `=XX` escapes (and `_` as space for RFC 2047 Q-encoding).
-fn decode_q_bytes(text: &str, underscore_is_space: bool, out: &mut Vec<u8>) {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = match bytes.get(i..i + 3) {
-            Some([b'=', hi, lo]) => hex_value(*hi)
-                .zip(hex_value(*lo))
-                .map(|(h, l)| (h << 4) | l),
-            _ => None,
-        };
-        match (escaped, bytes[i]) {
-            (Some(byte), _) => {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-            (None, b'_') if underscore_is_space => out.push(b' '),
-            (None, other) => out.push(other),
-        }
-        i += 1;
-    }
-}
-
-/// Quoted-printable (RFC 2045 §6.7): `=XX` escapes, `=` at end of line is a soft break.
-fn decode_quoted_printable(text: &str) -> String {
-    let mut out = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let line = line.trim_end_matches([' ', '\t']);
-        let (content, soft_break) = match line.strip_suffix('=') {
-            Some(content) => (content, true),
-            None => (line, false),
-        };
-        decode_q_bytes(content, false, &mut out);
-        if !soft_break && lines.peek().is_some() {
-            out.push(b'\n');
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Base64 body, line breaks ignored. Invalid input is kept as is (this runs on the
-/// connection task, where a panic would only surface as a lost mail).
-fn decode_base64_text(text: &str) -> String {
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    match STANDARD.decode(compact) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(_) => text.to_owned(),
-    }
-}
-
-/// Decodes RFC 2047 encoded words (`=?charset?B|Q?text?=`, assumed UTF-8).
-/// Whitespace between adjacent encoded words is dropped, as the RFC requires.
-fn decode_header_value(value: &str) -> String {
-    let mut out = String::new();
-    let mut pending: Vec<u8> = Vec::new(); // bytes of adjacent encoded words
-    let mut rest = value;
-    while let Some(start) = rest.find("=?") {
-        let (before, candidate) = rest.split_at(start);
-        match decode_encoded_word(candidate) {
-            Some((bytes, len)) => {
-                if !before.trim().is_empty() || pending.is_empty() {
-                    out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
-                    out.push_str(before);
-                }
-                pending.extend(bytes);
-                rest = &candidate[len..];
-            }
-            None => {
-                out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
-                out.push_str(&rest[..start + 2]);
-                rest = &candidate[2..];
-            }
-        }
-    }
-    out.push_str(&String::from_utf8_lossy(&pending));
-    out.push_str(rest);
-    out
-}
-
-/// Decodes the encoded word at the start of `text`; returns its bytes and length.
-fn decode_encoded_word(text: &str) -> Option<(Vec<u8>, usize)> {
-    let (_charset, after) = text.strip_prefix("=?")?.split_once('?')?;
-    let (encoding, after) = after.split_once('?')?;
-    let end = after.find("?=")?;
-    let encoded = &after[..end];
-    let bytes = match encoding {
-        "B" | "b" => STANDARD.decode(encoded).ok()?,
-        "Q" | "q" => {
-            let mut bytes = Vec::new();
-            decode_q_bytes(encoded, true, &mut bytes);
-            bytes
-        }
-        _ => return None,
-    };
-    Some((bytes, text.len() - after.len() + end + 2))
 }
 
 /// Finds `/{path}?token=XYZ` in `body` and returns `XYZ` as written (URL-safe
@@ -560,8 +374,11 @@ mod tests {
     #[test]
     fn quoted_printable_soft_breaks_and_escapes() {
         let encoded = "Visit https://example.test/verify-email?token=3Dab=\r\ncd-E=\r\nF  \r\nCaf=C3=A9 =3D done";
+        let mail = format!(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{encoded}\r\n"
+        );
         assert_eq!(
-            decode_quoted_printable(encoded),
+            parse_mail(String::new(), vec![], mail).body,
             "Visit https://example.test/verify-email?token=abcd-EF\nCafé = done"
         );
     }
