@@ -8,9 +8,10 @@ use anyhow::Context;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 
 /// How often readiness (gRPC health) re-checks the database.
@@ -28,11 +29,12 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (draining_tx, draining_rx) = watch::channel(false);
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
+        // Shutdown goes in three stages, one token each: `draining` (readiness says NOT_SERVING
+        // while both ports still serve), `stopping` (the listeners close and the workers finish
+        // their round), and last `audit_stop` (the audit writer, once the calls' rows are in).
+        let draining = CancellationToken::new();
+        let stopping = CancellationToken::new();
+        let audit_stop = CancellationToken::new();
 
         let (health, health_service) = tonic_health::server::health_reporter();
         // Both names answer before the first call is accepted.
@@ -42,7 +44,7 @@ impl Application {
             self.store.clone(),
             health,
             status,
-            draining_rx.clone(),
+            draining.clone(),
         ));
         let reflection = || {
             crate::grpc::REFLECTED_DESCRIPTOR_SETS.iter().fold(
@@ -79,7 +81,7 @@ impl Application {
             .add_service(crate::grpc::codec::FramingErrors::new(auth))
             .add_service(crate::grpc::codec::FramingErrors::new(account))
             .add_service(crate::grpc::codec::FramingErrors::new(ext_authz));
-        let grpc_stopped = stopped(stop_rx.clone());
+        let grpc_stopped = stopping.clone().cancelled_owned();
         let grpc_task = match self.grpc_tls {
             // Serving from a listener stream bypasses tonic's own TCP_NODELAY setting: without
             // it a two-part response waits for the client's delayed ACK (about 40 ms).
@@ -103,23 +105,23 @@ impl Application {
                 self.store.clone(),
                 Arc::clone(&self.metrics),
                 &self.issuer,
-                draining_rx,
+                draining.clone(),
             ),
         )
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+        .with_graceful_shutdown(stopping.clone().cancelled_owned());
         let http_task = tokio::spawn(async move { http.await });
-        let outbox_task = tokio::spawn(self.outbox.run(stop_rx.clone()));
-        let cleanup_task = tokio::spawn(self.cleanup.run(stop_rx.clone()));
-        let key_task = tokio::spawn(self.key_reloader.run(stop_rx.clone()));
+        let mut workers = JoinSet::new();
+        workers.spawn(self.outbox.run(stopping.clone()));
+        workers.spawn(self.cleanup.run(stopping.clone()));
+        workers.spawn(self.key_reloader.run(stopping.clone()));
         // Ends every WatchRevocations stream when the listeners close, so none holds the drain.
-        let revocation_task = tokio::spawn(self.revocation_poller.run(stop_rx.clone()));
+        workers.spawn(self.revocation_poller.run(stopping.clone()));
         // The audit writer stops only after the calls have finished, so their rows are written.
-        let (audit_stop_tx, audit_stop_rx) = watch::channel(false);
-        let audit_task = tokio::spawn(self.audit_writer.run(audit_stop_rx));
+        let audit_task = tokio::spawn(self.audit_writer.run(audit_stop.clone()));
         tracing::info!(%grpc_addr, %http_addr, database = self.store.backend_name(), "authd serving");
 
         shutdown.await;
-        let _ = draining_tx.send(true);
+        draining.cancel();
         // The health task reports NOT_SERVING and hands the reporter back: only then does the
         // grace start.
         let health = health_task.await.ok();
@@ -131,7 +133,7 @@ impl Application {
             tokio::time::sleep(self.shutdown_grace).await;
         }
         tracing::info!("shutting down: listeners closed, finishing in-flight calls");
-        let _ = stop_tx.send(true);
+        stopping.cancel();
         // Health Watch streams never end by themselves; forgetting the statuses ends them, so
         // their connections do not hold the drain open.
         if let Some(mut health) = health {
@@ -143,11 +145,12 @@ impl Application {
             let grpc = grpc_task.await;
             let http = http_task.await;
             self.background.finish().await;
-            let _ = outbox_task.await;
-            let _ = cleanup_task.await;
-            let _ = key_task.await;
-            let _ = revocation_task.await;
-            let _ = audit_stop_tx.send(true);
+            while let Some(finished) = workers.join_next().await {
+                if let Err(err) = finished {
+                    tracing::warn!(error = %err, "a background worker ended abnormally");
+                }
+            }
+            audit_stop.cancel();
             let _ = audit_task.await;
             (grpc, http)
         })
@@ -194,14 +197,14 @@ async fn watch_health(
     store: Store,
     health: tonic_health::server::HealthReporter,
     mut last: ServingStatus,
-    mut draining: watch::Receiver<bool>,
+    draining: CancellationToken,
 ) -> tonic_health::server::HealthReporter {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
-            _ = draining.changed() => {}
+            _ = draining.cancelled() => {}
         }
-        if *draining.borrow() {
+        if draining.is_cancelled() {
             report_health(&health, ServingStatus::NotServing).await;
             return health;
         }

@@ -12,7 +12,8 @@ use crate::domain::{ClientInfo, SessionId, UserId};
 use crate::metrics::Metrics;
 use queries::NewAuditEvent;
 use std::sync::Arc;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Rows waiting to be written, at most.
 const QUEUE: usize = 4096;
@@ -174,12 +175,12 @@ pub struct AuditWriter {
 
 impl AuditWriter {
     /// Runs until `shutdown`, then writes what is still queued and stops.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             let stopping = tokio::select! {
                 n = self.rows.recv_many(&mut batch, BATCH) => n == 0,
-                _ = shutdown.wait_for(|stop| *stop) => true,
+                _ = shutdown.cancelled() => true,
             };
             if stopping {
                 break;

@@ -7,7 +7,7 @@ pub mod queries;
 use crate::db::Store;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Ended sessions and spent tokens are kept at least this long (for support and the audit
 /// trail's context), and never less than an access token lives.
@@ -22,14 +22,14 @@ pub struct CleanupJob {
 
 impl CleanupJob {
     /// Runs a round every `interval` (none if it is zero) until `shutdown`.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         if self.interval.is_zero() {
             return;
         }
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                _ = shutdown.cancelled() => return,
             }
             self.round().await;
         }

@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use cache::Cacheable;
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// The media type of a JWK Set (RFC 7517 §8.5).
 const JWK_SET_CONTENT_TYPE: &str = "application/jwk-set+json";
@@ -28,7 +28,7 @@ struct HttpState {
     store: Store,
     metrics: Arc<Metrics>,
     /// True once shutdown has begun: readiness fails while calls are still served.
-    draining: watch::Receiver<bool>,
+    draining: CancellationToken,
     /// The `iss` of access tokens, which the discovery documents name.
     issuer: Arc<str>,
 }
@@ -39,7 +39,7 @@ pub fn router(
     store: Store,
     metrics: Arc<Metrics>,
     issuer: &str,
-    draining: watch::Receiver<bool>,
+    draining: CancellationToken,
 ) -> Router {
     Router::new()
         .route("/.well-known/jwks.json", get(jwks))
@@ -82,7 +82,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
-    if *state.draining.borrow() {
+    if state.draining.is_cancelled() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
     } else if state.store.ping().await {
         (StatusCode::OK, "ready\n")

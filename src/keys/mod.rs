@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use queries::{KeyChange, KeyMeta, KeyRow};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// What `authd keys rotate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,11 +71,11 @@ pub struct KeyReloader {
 }
 
 impl KeyReloader {
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         let mut failing = false;
         loop {
             tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                _ = shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.interval) => {}
             }
             match self.keys.reload().await {

@@ -10,7 +10,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Mails taken per round.
 const BATCH: u64 = 32;
@@ -129,7 +129,7 @@ impl OutboxWorker {
 
     /// Runs until `shutdown` turns true. The mail being sent then finishes; what is left stays
     /// queued for the next start (or another replica).
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         loop {
             let pause = match self.deliver_due(&shutdown).await {
                 Ok(()) => self.until_next_due().await,
@@ -141,9 +141,9 @@ impl OutboxWorker {
             tokio::select! {
                 _ = self.store.mail_queued() => {}
                 _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = shutdown.cancelled() => break,
             }
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 break;
             }
         }
@@ -151,12 +151,12 @@ impl OutboxWorker {
     }
 
     /// Delivers what is due, stopping between mails once shutdown has begun.
-    async fn deliver_due(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<()> {
+    async fn deliver_due(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
         loop {
             let due = self.store.due_mails(Utc::now(), BATCH).await?;
             let full = due.len() as u64 == BATCH;
             for queued in due {
-                if *shutdown.borrow() {
+                if shutdown.is_cancelled() {
                     return Ok(());
                 }
                 self.deliver(queued).await?;

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
 
 /// How often the database is read for revocations made by other processes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -150,17 +151,17 @@ impl RevocationFeed {
 
 impl RevocationPoller {
     /// Reads new revocations into the ring until `shutdown`, then ends every stream.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         loop {
             tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = shutdown.cancelled() => break,
                 () = self.feed.store.revocations_recorded() => {}
                 () = tokio::time::sleep(POLL_INTERVAL) => {}
             }
             if let Err(err) = self.round().await {
                 tracing::warn!(error = %err, "reading new revocations failed; retrying");
                 tokio::select! {
-                    _ = shutdown.wait_for(|stop| *stop) => break,
+                    _ = shutdown.cancelled() => break,
                     () = tokio::time::sleep(RETRY_AFTER) => {}
                 }
             }
