@@ -6,7 +6,7 @@ use super::{Application, Services};
 use crate::accounts::{AccountPolicy, Accounts, Background};
 use crate::audit::AuditLog;
 use crate::cleanup::CleanupJob;
-use crate::config::{HashAlgorithm, Settings, SettingsError};
+use crate::config::{HashAlgorithm, Settings, SettingsError, ThrottleSettings};
 use crate::crypto::jwt::AccessTokens;
 use crate::crypto::password::PasswordHasher;
 use crate::db::{Store, connect};
@@ -86,7 +86,7 @@ impl Application {
         let (revocations, revocation_poller) = RevocationFeed::start(store.clone())
             .await
             .context("reading the latest revocation")?;
-        let throttle = Throttle::new(store.clone(), ThrottleLimits::from(&settings.throttle));
+        let throttle = Throttle::new(store.clone(), throttle_limits(&settings.throttle));
         let factors = Arc::new(SecondFactors::new(
             store.clone(),
             audit.clone(),
@@ -163,6 +163,23 @@ impl Application {
             shutdown_grace: settings.shutdown_grace,
             issuer: settings.issuer(),
         })
+    }
+}
+
+/// The throttle's limits, as settings give them.
+fn throttle_limits(s: &ThrottleSettings) -> ThrottleLimits {
+    ThrottleLimits {
+        client_account_failures: s.client_account_failures,
+        account_failures: s.account_failures,
+        account_max_failures: s.account_max_failures,
+        account_mfa_failures: s.account_mfa_failures,
+        client_failures: s.client_failures,
+        account_mails: s.account_mails,
+        client_mails: s.client_mails,
+        client_signups: s.client_signups,
+        max_delay: s.max_delay,
+        forget_after: s.forget_after,
+        known_client_for: s.known_client_for,
     }
 }
 

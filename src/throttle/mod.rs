@@ -17,17 +17,20 @@
 //! arrive; if the call is cancelled before its hash started, the count is taken back. A correct
 //! password or a password reset clears the account's counts.
 
+mod attempts;
+mod keys;
 mod presented;
 pub mod queries;
 
-use crate::config::ThrottleSettings;
+use attempts::Counts;
+pub use attempts::{LoginAttempt, SecondFactorAttempt};
+use keys::{account_id, account_id_of, client_id, counted, key, millis, now_ms, wait};
+
 use crate::crypto::password::HashStarted;
 use crate::db::Store;
 use crate::domain::{Email, UserId};
 use crate::error::AuthError;
-use queries::{ThrottleCount, ThrottleKey, ThrottleSettle};
-use sha2::{Digest, Sha256};
-use std::net::IpAddr;
+use queries::{ThrottleCount, ThrottleKey};
 use std::time::Duration;
 
 /// What is counted, with the delay its first throttled try waits.
@@ -93,24 +96,6 @@ pub struct ThrottleLimits {
     pub max_delay: Duration,
     pub forget_after: Duration,
     pub known_client_for: Duration,
-}
-
-impl From<&ThrottleSettings> for ThrottleLimits {
-    fn from(s: &ThrottleSettings) -> Self {
-        Self {
-            client_account_failures: s.client_account_failures,
-            account_failures: s.account_failures,
-            account_max_failures: s.account_max_failures,
-            account_mfa_failures: s.account_mfa_failures,
-            client_failures: s.client_failures,
-            account_mails: s.account_mails,
-            client_mails: s.client_mails,
-            client_signups: s.client_signups,
-            max_delay: s.max_delay,
-            forget_after: s.forget_after,
-            known_client_for: s.known_client_for,
-        }
-    }
 }
 
 /// The throttle: limits plus the store that holds the counts.
@@ -376,194 +361,6 @@ impl Throttle {
             .await
             .map_err(|e| AuthError::Unexpected(anyhow::anyhow!("throttle count task: {e}")))?
     }
-}
-
-/// Counts made for one call. Dropped without `keep`, they are taken back (in a task of their
-/// own, since the call may be gone).
-struct Counts {
-    store: Store,
-    keys: Vec<ThrottleKey>,
-    kept: bool,
-}
-
-impl Counts {
-    fn keep(mut self) {
-        self.kept = true;
-    }
-}
-
-impl Drop for Counts {
-    fn drop(&mut self) {
-        if self.kept || self.keys.is_empty() {
-            return;
-        }
-        let store = self.store.clone();
-        let keys = std::mem::take(&mut self.keys);
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(err) = store.throttle_refund(&keys).await {
-                    tracing::warn!(error = %err, "could not take back a cancelled call's counts");
-                }
-            });
-        }
-    }
-}
-
-/// A login attempt that has been counted as a failure in advance. Settle it with `succeeded`
-/// or `failed`; dropped unsettled (the call was cancelled, or failed for another reason) before
-/// its hash started, its counts are taken back.
-pub struct LoginAttempt {
-    counts: Counts,
-    known: ThrottleKey,
-    known_until: i64,
-    started: HashStarted,
-    settled: bool,
-}
-
-impl LoginAttempt {
-    /// Set by the password hasher once the guess's hash is certain to run.
-    pub fn started(&self) -> &HashStarted {
-        &self.started
-    }
-
-    /// The password was right: clears the account's consecutive failures and this client's,
-    /// takes back this attempt's advance count on the client's address (a success is not a
-    /// failure; the address's other failures stand, so logging in to one's own account between
-    /// guesses at others clears nothing), and remembers the client as known to the account;
-    /// all in one statement.
-    pub async fn succeeded(mut self) -> Result<(), AuthError> {
-        self.settled = true;
-        let mut settled: Vec<(ThrottleKey, ThrottleSettle)> = self
-            .counts
-            .keys
-            .iter()
-            .map(|k| {
-                let settle = if k.scope == Scope::ClientFailures.name() {
-                    ThrottleSettle::TakeBack
-                } else {
-                    ThrottleSettle::Clear
-                };
-                (k.clone(), settle)
-            })
-            .collect();
-        settled.push((
-            self.known.clone(),
-            ThrottleSettle::Remember {
-                until_ms: self.known_until,
-            },
-        ));
-        self.counts
-            .store
-            .throttle_settle(&settled, now_ms())
-            .await?;
-        Ok(())
-    }
-
-    /// The password was wrong: the counts stand.
-    pub fn failed(mut self) {
-        self.settled = true;
-    }
-}
-
-impl Drop for LoginAttempt {
-    fn drop(&mut self) {
-        // Settled, or the hash ran (the guess was made): the counts stand. Otherwise the
-        // counts' own drop takes them back.
-        self.counts.kept = self.settled || self.started.get();
-    }
-}
-
-/// A second-factor code counted as wrong in advance. Call `checked` as soon as the code has
-/// been compared (before the next await): from then on the count stands whatever happens to the
-/// call, until `succeeded` clears it. Dropped before `checked` (the call was cancelled before
-/// its code was looked at), the count is taken back.
-pub struct SecondFactorAttempt {
-    counts: Counts,
-}
-
-impl SecondFactorAttempt {
-    /// The code has been compared: a cancelled call can no longer take its count back.
-    pub fn checked(&mut self) {
-        self.counts.kept = true;
-    }
-
-    /// A right code: the account's wrong codes are forgotten.
-    pub async fn succeeded(mut self) -> Result<(), AuthError> {
-        self.counts.kept = true;
-        let keys = std::mem::take(&mut self.counts.keys);
-        self.counts.store.throttle_delete(&keys).await?;
-        Ok(())
-    }
-}
-
-/// How long a key with `count` must still wait, if at all: free tries pass; after them each
-/// try waits `base · 2^(tries over free)`, at most `max`, counted from the last one.
-fn wait(
-    count: ThrottleCount,
-    free: u32,
-    base: Duration,
-    max: Duration,
-    now_ms: i64,
-) -> Option<Duration> {
-    if count.failures < free {
-        return None;
-    }
-    let over = (count.failures - free).min(40);
-    let delay = base.saturating_mul(2u32.saturating_pow(over)).min(max);
-    let ready_at = count.last_at_ms.saturating_add(millis(delay));
-    (now_ms < ready_at)
-        .then(|| Duration::from_millis(u64::try_from(ready_at - now_ms).unwrap_or(0)))
-}
-
-fn counted(scope: Scope, account: &str, client: &str, free: u32) -> Counted {
-    Counted {
-        key: key(scope, account, client),
-        scope,
-        free,
-    }
-}
-
-fn key(scope: Scope, account: &str, client: &str) -> ThrottleKey {
-    ThrottleKey {
-        key: format!("{}|{account}|{client}", scope.name()),
-        scope: scope.name(),
-        account: account.to_owned(),
-    }
-}
-
-/// An account as the throttle knows it: a digest of the email, so made-up addresses are not
-/// stored as given and every key has the same size.
-fn account_id(email: &Email) -> String {
-    account_id_of(email.as_str())
-}
-
-fn account_id_of(email: &str) -> String {
-    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A client address as the throttle counts it: IPv4 as it is, IPv6 by its /64 (one subscriber
-/// usually holds a whole /64, so single addresses in it are free to rotate through).
-fn client_id(client: &str) -> String {
-    match client.parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) => v4.to_string(),
-        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-        Err(_) => "unknown".to_owned(),
-    }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
