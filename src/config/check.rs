@@ -1,109 +1,16 @@
-//! Reading the command line and environment, and checking every setting before anything happens:
-//! no database is touched, no port bound, no key made until the settings are known to be sane.
-//!
-//! A bad value stops start-up with one line per problem that names what the user actually set
-//! (`AUTHD_ACCESS_TTL` when it came from the environment, `--access-ttl` when from the command
-//! line), never the value of a secret, and exit code 2 (see `main.rs`).
+//! What each group of settings checks before anything starts: every problem at once, each
+//! naming its setting, and the warnings for what is allowed but probably not meant.
 
-use super::{
-    Cli, Command, DatabaseSettings, ImportArgs, KeySettings, KeysArgs, KeysCommand, Settings,
-};
-use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use super::cli::KeysArgs;
+use super::database::DatabaseSettings;
+use super::error::{Problem, SettingsError};
+use super::import::ImportArgs;
+use super::keys::KeySettings;
+use super::naming::{DATABASE_URL_FALLBACK, Namer};
+use super::preset::source_table;
+use super::redact::scrub;
+use super::serve::Settings;
 use secrecy::{ExposeSecret, SecretString};
-use std::ffi::OsString;
-use std::fmt;
-use std::time::Duration;
-
-/// Settings that cannot work. Its `Display` is the whole message: one line per problem.
-#[derive(Debug)]
-pub struct SettingsError(String);
-
-impl SettingsError {
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
-}
-
-impl fmt::Display for SettingsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SettingsError {}
-
-/// Why the command line could not be turned into a `Cli`.
-#[derive(Debug)]
-pub enum CliError {
-    /// Help, version, unknown flags, a missing subcommand: clap's own message and exit code.
-    Usage(clap::Error),
-    /// A value that does not parse or cannot work.
-    Invalid(SettingsError),
-}
-
-/// A parsed and checked command line, with what deserves a warning once logging is up.
-pub struct Loaded {
-    pub cli: Cli,
-    pub warnings: Vec<String>,
-}
-
-/// Parses `args` (the first is the program name) and the `AUTHD_*` environment, and checks them.
-pub fn parse_args<I, T>(args: I) -> Result<Loaded, CliError>
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let command = Cli::command();
-    let matches = match command.clone().try_get_matches_from(&args) {
-        Ok(matches) => matches,
-        Err(err) => return Err(value_error(&command, &args, err)),
-    };
-    let cli = Cli::from_arg_matches(&matches).map_err(CliError::Usage)?;
-    // The innermost subcommand's matches (`keys rotate`'s, not `keys`'s) name the settings.
-    let mut sub = matches.subcommand().map(|(_, sub)| sub);
-    while let Some((_, deeper)) = sub.and_then(clap::ArgMatches::subcommand) {
-        sub = Some(deeper);
-    }
-    let namer = Namer { matches: sub };
-    let warnings = unknown_variables(&command);
-    let problems = match &cli.command {
-        Command::Serve(settings) => settings.problems(),
-        Command::Migrate(database) => database.problems(),
-        Command::Import(args) => args.problems(),
-        Command::Keys(keys) => match keys {
-            KeysCommand::List { keys, .. }
-            | KeysCommand::Rotate(keys)
-            | KeysCommand::Retire { keys, .. }
-            | KeysCommand::Reseal { keys, .. } => keys.problems(),
-            KeysCommand::NewEncryptionKey => Vec::new(),
-        },
-        Command::IntrospectClient(_) | Command::Healthcheck(_) => Vec::new(),
-    };
-    if problems.is_empty() {
-        Ok(Loaded { cli, warnings })
-    } else {
-        Err(CliError::Invalid(namer.error(&problems)))
-    }
-}
-
-/// One thing wrong with the settings: which setting (clap's argument id), and what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// `None` for a problem of several settings together; the message names them.
-    pub setting: Option<&'static str>,
-    pub message: String,
-}
-
-impl Problem {
-    fn of(setting: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            setting: Some(setting),
-            message: message.into(),
-        }
-    }
-}
 
 impl Settings {
     /// Every problem of these settings in one error naming the environment variables, for
@@ -307,7 +214,7 @@ impl ImportArgs {
                         "must be a PostgreSQL URL (postgres://…): the app's database is read",
                     ));
                 }
-                if let Err(found) = super::source_table(self) {
+                if let Err(found) = source_table(self) {
                     problems.extend(found.into_iter().map(|(s, why)| Problem::of(s, why)));
                 }
             }
@@ -335,9 +242,6 @@ impl ImportArgs {
         problems
     }
 }
-
-/// Stands for `DATABASE_URL`, which is read by hand, not by clap.
-const DATABASE_URL_FALLBACK: &str = "DATABASE_URL";
 
 /// SQLite (`sqlite:` and a path, or `sqlite::memory:`) or a PostgreSQL URL with a host. The
 /// reasons never quote the URL: it may hold a password.
@@ -396,151 +300,10 @@ fn check_issuer(issuer: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Names settings the way the user gave them.
-struct Namer<'a> {
-    matches: Option<&'a ArgMatches>,
-}
-
-impl Namer<'_> {
-    fn error(&self, problems: &[Problem]) -> SettingsError {
-        let lines: Vec<String> = problems
-            .iter()
-            .map(|p| match p.setting {
-                Some(setting) => format!("{}: {}", self.name(setting), p.message),
-                None => p.message.clone(),
-            })
-            .collect();
-        SettingsError(lines.join("\n"))
-    }
-
-    fn name(&self, id: &str) -> String {
-        if id == DATABASE_URL_FALLBACK {
-            return id.to_owned();
-        }
-        let command = Cli::command();
-        let Some(arg) = find_arg(&command, |arg| arg.get_id().as_str() == id) else {
-            return id.to_owned();
-        };
-        let from_command_line = self.matches.and_then(|m| {
-            m.try_get_raw(id)
-                .ok()
-                .flatten()
-                .and_then(|_| m.value_source(id))
-        }) == Some(ValueSource::CommandLine);
-        setting_name(arg, from_command_line)
-    }
-}
-
-/// `--flag` when the value came from the command line, else the environment variable.
-fn setting_name(arg: &clap::Arg, from_command_line: bool) -> String {
-    match (arg.get_long(), arg.get_env()) {
-        (Some(long), _) if from_command_line => format!("--{long}"),
-        (_, Some(env)) => env.to_string_lossy().into_owned(),
-        (Some(long), None) => format!("--{long}"),
-        (None, None) => arg.get_id().to_string(),
-    }
-}
-
-fn find_arg(
-    command: &clap::Command,
-    want: impl Fn(&clap::Arg) -> bool + Copy,
-) -> Option<&clap::Arg> {
-    command.get_arguments().find(|arg| want(arg)).or_else(|| {
-        command
-            .get_subcommands()
-            .find_map(|sub| find_arg(sub, want))
-    })
-}
-
-/// Turns clap's error for a bad value into one line naming what the user set; other errors
-/// (help, unknown flags) stay clap's.
-fn value_error(command: &clap::Command, args: &[OsString], err: clap::Error) -> CliError {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if !matches!(
-        err.kind(),
-        ErrorKind::InvalidValue | ErrorKind::ValueValidation
-    ) {
-        return CliError::Usage(err);
-    }
-    let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg) else {
-        return CliError::Usage(err);
-    };
-    // clap shows the argument as `--access-ttl <ACCESS_TTL>`.
-    let long = shown
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .trim_start_matches('-')
-        .to_owned();
-    let Some(arg) = find_arg(command, |arg| arg.get_long() == Some(long.as_str())) else {
-        return CliError::Usage(err);
-    };
-    let flag = format!("--{long}");
-    let on_command_line = args.iter().any(|a| {
-        a.to_str()
-            .is_some_and(|a| a == flag || a.starts_with(&format!("{flag}=")))
-    });
-    let name = setting_name(arg, on_command_line);
-    let value = match err.get(ContextKind::InvalidValue) {
-        Some(ContextValue::String(v)) if !arg.is_hide_env_values_set() => format!("`{v}`"),
-        _ => "the value".to_owned(),
-    };
-    let reason = match (err.kind(), std::error::Error::source(&err)) {
-        (ErrorKind::ValueValidation, Some(source)) => source.to_string(),
-        _ => match err.get(ContextKind::ValidValue) {
-            Some(ContextValue::Strings(valid)) => format!("use one of {}", valid.join(", ")),
-            _ => "not a valid value".to_owned(),
-        },
-    };
-    // A parser's reason usually quotes the value itself; do not say it twice.
-    let message = if reason.contains('`') {
-        format!("{name}: {reason}")
-    } else {
-        format!("{name}: {value}: {reason}")
-    };
-    CliError::Invalid(SettingsError(message))
-}
-
-/// `AUTHD_*` variables that no setting reads: usually a typo that silently keeps a default.
-fn unknown_variables(command: &clap::Command) -> Vec<String> {
-    let mut known = Vec::new();
-    collect_env_names(command, &mut known);
-    std::env::vars_os()
-        .filter_map(|(name, _)| name.into_string().ok())
-        .filter(|name| name.starts_with("AUTHD_") && !name.starts_with("AUTHD_TEST_"))
-        .filter(|name| !known.iter().any(|k| k == name))
-        .map(|name| format!("{name} is set but is not a setting of authd; it is ignored"))
-        .collect()
-}
-
-fn collect_env_names(command: &clap::Command, into: &mut Vec<String>) {
-    for arg in command.get_arguments() {
-        if let Some(env) = arg.get_env() {
-            into.push(env.to_string_lossy().into_owned());
-        }
-    }
-    for sub in command.get_subcommands() {
-        collect_env_names(sub, into);
-    }
-}
-
-/// `true`/`false`/`1`/`0` (any case), for boolean settings.
-pub fn parse_bool(raw: &str) -> Result<bool, String> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(format!("`{raw}` is not a boolean: use true, false, 1 or 0")),
-    }
-}
-
-/// The longest duration a setting takes: a century, far beyond any sane lifetime, and well
-/// inside what date arithmetic handles.
-pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
-
 /// Why `url` makes no SMTP transport, without its password: for the settings check and for
 /// the mail worker that builds the transport.
 pub fn smtp_url_problem(err: &dyn std::fmt::Display, url: &SecretString) -> String {
-    super::scrub(
+    scrub(
         &format!(
             "is not a usable SMTP URL such as smtp://host:25 or smtps://user:password@host ({err})"
         ),

@@ -1,7 +1,7 @@
 //! The settings of `authd import`: where the users come from (an existing app's PostgreSQL
 //! table or a JSON Lines file), which columns hold what, and authd's own database as target.
 
-use super::DatabaseSettings;
+use super::database::DatabaseSettings;
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 use std::path::PathBuf;
@@ -48,10 +48,10 @@ pub struct ImportArgs {
     /// Users whose source says nothing of verification (no verified column or field, or NULL)
     /// are imported as verified. Without it they are unverified and must verify their email
     /// before they can log in (while AUTHD_REQUIRE_VERIFIED_EMAIL is on).
-    #[arg(long, env = "AUTHD_ASSUME_VERIFIED", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = super::parse_bool)]
+    #[arg(long, env = "AUTHD_ASSUME_VERIFIED", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = super::values::parse_bool)]
     pub assume_verified: bool,
     /// Check and count everything against authd's database, then roll back: nothing written.
-    #[arg(long, env = "AUTHD_DRY_RUN", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = super::parse_bool)]
+    #[arg(long, env = "AUTHD_DRY_RUN", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = super::values::parse_bool)]
     pub dry_run: bool,
     /// Rows per transaction.
     #[arg(long, env = "AUTHD_BATCH_SIZE", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=10_000))]

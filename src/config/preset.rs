@@ -1,8 +1,8 @@
 //! Which table and columns `--from-db` reads: a preset's names, each replaced by its flag when
 //! one is given, every name checked as a plain identifier.
 
+use super::import::{ImportArgs, Preset};
 use super::source_table::{Identifier, SourceTable, TableName};
-use super::{ImportArgs, Preset};
 
 /// The names a preset gives: table, id, email, hash, name, verified.
 struct Names {

@@ -58,8 +58,10 @@ mod local;
 mod memo;
 mod refusal;
 mod remote;
+mod revocation_settings;
 mod revocation_stream;
 mod revocations;
+mod revoked_set;
 #[cfg(test)]
 mod test_support;
 mod verify;
@@ -74,5 +76,5 @@ pub use local::{LocalSettings, LocalVerifier};
 pub use memo::{TokenDigest, TokenMemo};
 pub use refusal::Refusal;
 pub use remote::{CACHE_CAPACITY, RemoteSettings, RemoteVerifier};
-pub use revocations::{DEFAULT_MAX_DISCONNECTED, RevocationSettings, WhenDisconnected};
+pub use revocation_settings::{DEFAULT_MAX_DISCONNECTED, RevocationSettings, WhenDisconnected};
 pub use verify::{BoxFuture, Verify};

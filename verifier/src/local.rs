@@ -174,7 +174,7 @@ impl LocalVerifier {
     /// authd had when it opened (false when the mode is off).
     pub fn is_caught_up(&self) -> bool {
         let link = self.shared.revocations.as_ref().map(|r| r.state.link());
-        link == Some(crate::revocations::Link::CaughtUp)
+        link == Some(crate::revoked_set::Link::CaughtUp)
     }
 
     /// Revocation-aware mode: waits up to `timeout` for [`Self::is_caught_up`]; whether it is.

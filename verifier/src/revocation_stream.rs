@@ -10,7 +10,8 @@
 //! is dropped.
 
 use crate::client::{self, CONNECT_TIMEOUT, VerifierError, error_chain, pb};
-use crate::revocations::{RevocationSettings, State};
+use crate::revocation_settings::RevocationSettings;
+use crate::revoked_set::State;
 use std::pin::pin;
 use std::sync::{Arc, Weak};
 use std::task::Poll;

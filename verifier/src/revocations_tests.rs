@@ -7,6 +7,7 @@ use crate::test_support::{self as t, AUDIENCE, Answer, ISSUER, JwksServer, KID};
 use crate::{Checks, JwksSource, LocalSettings, LocalVerifier};
 use serde_json::json;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 fn session(n: u128) -> uuid::Uuid {
     uuid::Uuid::from_u128(n)
