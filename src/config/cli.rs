@@ -93,7 +93,9 @@ pub enum KeysCommand {
     /// When it is the key signing, the newest remaining published key signs instead, or a new
     /// one.
     Retire {
-        /// The key's id (`kid`), as `authd keys list` shows it.
+        /// The key's id (`kid`), as `authd keys list` shows it. A kid is a base64url thumbprint,
+        /// so one in 64 starts with `-`: it is taken as the value, not as a flag.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         #[command(flatten)]
         keys: KeysArgs,

@@ -153,6 +153,18 @@ mod tests {
     }
 
     #[test]
+    fn a_kid_that_starts_with_a_dash_is_a_kid() {
+        let cli = Cli::try_parse_from(["authd", "keys", "retire", "-pQ3x_kid"]);
+        let Ok(Cli {
+            command: Command::Keys(KeysCommand::Retire { kid, .. }),
+        }) = cli
+        else {
+            panic!("a kid starting with '-' must parse as the kid: {cli:?}");
+        };
+        assert_eq!(kid, "-pQ3x_kid");
+    }
+
+    #[test]
     fn a_bad_default_client_id_names_the_setting() {
         for bad in ["", "two words", "a/b", &"x".repeat(65)] {
             let err = Cli::try_parse_from(["authd", "serve", "--default-client-id", bad])
