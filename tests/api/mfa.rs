@@ -20,7 +20,7 @@ const PARALLEL: usize = 30;
 const KEK: &str = "8a1f0c3b5d7e9f2a4c6e8b0d2f4a6c8e1b3d5f7a9c2e4b6d8f0a2c4e6b8d0f2a";
 
 /// RFC 4226 §5.3 HOTP with HMAC-SHA1, 6 digits; RFC 6238 counts 30-second steps.
-fn totp_at(secret: &[u8], step: u64) -> String {
+pub(crate) fn totp_at(secret: &[u8], step: u64) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
     let mac = hmac::sign(&key, &step.to_be_bytes());
     let mac = mac.as_ref();
@@ -78,15 +78,15 @@ fn this_files_totp_matches_rfc_6238_appendix_b() {
 }
 
 /// A user with TOTP on: the secret, the recovery codes, and the step spent by ConfirmTotp.
-struct Enrolled {
-    email: String,
-    secret: Vec<u8>,
+pub(crate) struct Enrolled {
+    pub(crate) email: String,
+    pub(crate) secret: Vec<u8>,
     recovery_codes: Vec<String>,
-    confirmed_step: u64,
+    pub(crate) confirmed_step: u64,
     account: Account,
 }
 
-async fn enrolled(app: &mut TestApp, email: &str) -> Enrolled {
+pub(crate) async fn enrolled(app: &mut TestApp, email: &str) -> Enrolled {
     let tokens = app.signup_verified_login(email).await;
     let account = Account::new(app, &tokens.access_token);
     let begun = account.begin_totp().await.expect("begin");
@@ -107,14 +107,14 @@ async fn enrolled(app: &mut TestApp, email: &str) -> Enrolled {
     }
 }
 
-async fn challenge(app: &mut TestApp, email: &str) -> String {
+pub(crate) async fn challenge(app: &mut TestApp, email: &str) -> String {
     let answer = app.login(email, PASSWORD).await.expect("password login");
     assert!(answer.mfa_required, "{answer:?}");
     assert!(answer.access_token.is_empty() && answer.refresh_token.is_empty());
     answer.mfa_token
 }
 
-async fn verify(
+pub(crate) async fn verify(
     app: &TestApp,
     mfa_token: &str,
     code: &str,
