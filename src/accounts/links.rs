@@ -43,29 +43,8 @@ impl Accounts {
         email: &str,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        let email = Email::parse("email", email).map_err(|v| vec![v])?;
-        self.count_mail_request(&email, client).await?;
-        let service = Arc::clone(self);
-        let client = client.clone();
-        self.background
-            .spawn("resend verification", async move {
-                let Some(user) = service.store.user_by_email(&email).await? else {
-                    return Ok(());
-                };
-                if user.email_verified {
-                    return Ok(());
-                }
-                service
-                    .mail_one_time_link(&user, Purpose::VerifyEmail, false)
-                    .await?;
-                service.audit(
-                    AuditEvent::new(AuditKind::VerificationRequested, &client)
-                        .user(UserId(user.id)),
-                );
-                Ok(())
-            })
-            .await;
-        Ok(())
+        self.mail_link_after_answer(email, client, Purpose::VerifyEmail)
+            .await
     }
 
     /// Counts a mail request against the address and the client; refuses when either has asked
@@ -112,22 +91,48 @@ impl Accounts {
         email: &str,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
+        self.mail_link_after_answer(email, client, Purpose::ResetPassword)
+            .await
+    }
+
+    /// Counts a mail request for `email`, then, after the caller has been answered, looks the
+    /// account up and mails it a fresh link of `purpose`: a verification link only while the
+    /// email is unverified (earlier ones keep working), a reset link always (earlier ones stop
+    /// working). The answer and its timing are the same whether or not the account exists.
+    async fn mail_link_after_answer(
+        self: &Arc<Self>,
+        email: &str,
+        client: &ClientInfo,
+        purpose: Purpose,
+    ) -> Result<(), AuthError> {
         let email = Email::parse("email", email).map_err(|v| vec![v])?;
         self.count_mail_request(&email, client).await?;
+        let (what, kind, replace_earlier) = match purpose {
+            Purpose::VerifyEmail => (
+                "resend verification",
+                AuditKind::VerificationRequested,
+                false,
+            ),
+            Purpose::ResetPassword => (
+                "password reset request",
+                AuditKind::PasswordResetRequested,
+                true,
+            ),
+        };
         let service = Arc::clone(self);
         let client = client.clone();
         self.background
-            .spawn("password reset request", async move {
+            .spawn(what, async move {
                 let Some(user) = service.store.user_by_email(&email).await? else {
                     return Ok(());
                 };
+                if purpose == Purpose::VerifyEmail && user.email_verified {
+                    return Ok(());
+                }
                 service
-                    .mail_one_time_link(&user, Purpose::ResetPassword, true)
+                    .mail_one_time_link(&user, purpose, replace_earlier)
                     .await?;
-                service.audit(
-                    AuditEvent::new(AuditKind::PasswordResetRequested, &client)
-                        .user(UserId(user.id)),
-                );
+                service.audit(AuditEvent::new(kind, &client).user(UserId(user.id)));
                 Ok(())
             })
             .await;
