@@ -133,6 +133,14 @@ impl Settings {
                 self.issuer()
             ));
         }
+        if self.keys.key_encryption_key.is_none() && self.keys.key_encryption_key_file.is_none() {
+            warnings.push(
+                "AUTHD_KEY_ENCRYPTION_KEY is not set: signing keys and TOTP secrets are stored in \
+                 the clear in the database; set it in production (make one with `authd keys \
+                 new-encryption-key`)"
+                    .to_owned(),
+            );
+        }
         if self.mail_to_log {
             warnings.push(
                 "AUTHD_MAIL_TO_LOG=true: mails, with their one-time links, are written to the log \

@@ -214,16 +214,11 @@ impl KeyManager {
         Ok(retirement)
     }
 
-    /// Says at start what a reader of the log should know: keys in the clear, and a signing
-    /// algorithm that differs from the active key's (it takes effect at the next rotation).
+    /// Says at start what a reader of the log should know: a signing algorithm that differs
+    /// from the active key's (it takes effect at the next rotation). Keys in the clear are said
+    /// with the settings' warnings, together with the TOTP secrets.
     pub fn explain(&self) {
         let now = Utc::now();
-        if self.sealer.is_none() {
-            tracing::warn!(
-                "signing keys are stored in the clear: set AUTHD_KEY_ENCRYPTION_KEY to seal them \
-                 (make one with `authd keys new-encryption-key`)"
-            );
-        }
         let loaded = self.loaded.lock().clone();
         let statuses = statuses(&loaded, now, self.policy.access_ttl);
         let Some(active) = statuses.iter().find(|s| s.state == KeyState::Active) else {

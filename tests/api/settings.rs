@@ -274,6 +274,39 @@ fn a_misspelt_variable_is_warned_about() {
 }
 
 #[test]
+fn without_a_key_encryption_key_the_log_says_keys_and_totp_secrets_are_in_the_clear() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").to_string();
+    let output = authd(dir.path(), &[("AUTHD_GRPC_ADDR", &port)], &["serve"]);
+    let (stdout, stderr) = text(&output);
+    let said = format!("{stdout}{stderr}");
+    assert!(
+        said.contains("AUTHD_KEY_ENCRYPTION_KEY is not set")
+            && said.contains("signing keys and TOTP secrets are stored in the clear"),
+        "{said}"
+    );
+    // With the key, nothing is said of it.
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let output = authd(
+        dir.path(),
+        &[
+            ("AUTHD_GRPC_ADDR", &port),
+            (
+                "AUTHD_KEY_ENCRYPTION_KEY",
+                "8a1f0c3b5d7e9f2a4c6e8b0d2f4a6c8e1b3d5f7a9c2e4b6d8f0a2c4e6b8d0f2a",
+            ),
+        ],
+        &["serve"],
+    );
+    let (stdout, stderr) = text(&output);
+    assert!(
+        !format!("{stdout}{stderr}").contains("AUTHD_KEY_ENCRYPTION_KEY is not set"),
+        "{stdout}{stderr}"
+    );
+}
+
+#[test]
 fn an_issuer_left_to_its_default_is_warned_about_beyond_loopback() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
