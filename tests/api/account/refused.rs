@@ -119,11 +119,13 @@ async fn no_token_other_schemes_garbage_and_forgeries_are_unauthenticated() {
 
 #[tokio::test]
 async fn an_expired_token_is_unauthenticated_while_its_session_lives_on() {
-    let mut app = TestApp::spawn_with(&["--access-ttl", "1s"]).await;
+    // `iat` and `exp` are whole seconds, so a token lives between TTL - 1 and TTL seconds: 4 s
+    // leaves at least 3 s for each fresh token's call below, even on a loaded machine.
+    let mut app = TestApp::spawn_with(&["--access-ttl", "4s"]).await;
     let tokens = app.signup_verified_login("expiry@example.com").await;
     let account = Account::new(&app, &tokens.access_token);
     account.profile().await.expect("fresh, it works");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(5100)).await;
     assert_refused(&account, "an expired token", &tokens.access_token).await;
 
     let fresh = app.refresh(&tokens.refresh_token).await.unwrap();
