@@ -212,7 +212,9 @@ async fn a_live_sessions_token_passes_with_its_identity_and_a_forged_one_never_g
 
 #[tokio::test]
 async fn every_other_request_is_unauthenticated_with_401_and_the_challenge() {
-    let mut app = TestApp::spawn_with(&["--access-ttl", "2s"]).await;
+    // The control at the end needs the token still live after a second signup, hashing and a
+    // dozen checks: whole-second `iat`/`exp` leave it 5 to 6 s, enough on a loaded machine.
+    let mut app = TestApp::spawn_with(&["--access-ttl", "6s"]).await;
     let tokens = app.signup_verified_login("deny@example.com").await;
     let ended = app.signup_verified_login("ended@example.com").await;
     app.logout(&ended.refresh_token, false).await;
@@ -289,7 +291,7 @@ async fn every_other_request_is_unauthenticated_with_401_and_the_challenge() {
     // Control: the same token passes, until it expires by itself.
     let live = || request(&[("authorization", &bearer(&tokens.access_token))]);
     allowed(&check(&mut client, live()).await);
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(7100)).await;
     assert_denied(&check(&mut client, live()).await, "expired by the clock");
 }
 
