@@ -42,30 +42,34 @@ pub(super) fn count_into(db: &mut DatabaseConnection, counts: StatementCounts) {
 }
 
 /// The kind of `sql` and the first of authd's tables it names after FROM, INTO or UPDATE (a
-/// subquery in FROM is looked into).
+/// subquery in FROM is looked into). It runs for every statement, so it reads the text once,
+/// word by word, and stops at the first table it knows; nothing is allocated.
 fn labels(sql: &str) -> StatementLabels {
-    let words: Vec<&str> = sql
+    let is_keyword = |word: &str| {
+        ["from", "into", "update"]
+            .iter()
+            .any(|keyword| word.eq_ignore_ascii_case(keyword))
+    };
+    let mut words = sql
         .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',')
-        .filter(|w| !w.is_empty())
-        .collect();
-    let first = words.first().copied().unwrap_or("");
+        .filter(|w| !w.is_empty());
+    let first = words.next().unwrap_or("");
     let statement = ["select", "insert", "update", "delete"]
         .into_iter()
         .find(|kind| first.eq_ignore_ascii_case(kind))
         .unwrap_or("other");
-    let table = words
-        .windows(2)
-        .filter(|pair| {
-            ["from", "into", "update"]
-                .iter()
-                .any(|keyword| pair[0].eq_ignore_ascii_case(keyword))
-        })
-        .find_map(|pair| {
-            let name = pair[1].trim_matches(|c| c == '"' || c == '`');
-            TABLES.iter().find(|known| known.eq_ignore_ascii_case(name))
-        })
-        .copied()
-        .unwrap_or("other");
+    let mut after_keyword = is_keyword(first);
+    let mut table = "other";
+    for word in words {
+        if after_keyword {
+            let name = word.trim_matches(|c| c == '"' || c == '`');
+            if let Some(known) = TABLES.iter().find(|known| known.eq_ignore_ascii_case(name)) {
+                table = known;
+                break;
+            }
+        }
+        after_keyword = is_keyword(word);
+    }
     [("statement", statement), ("table", table)]
 }
 
