@@ -3,8 +3,9 @@
 use super::Accounts;
 use crate::accounts::queries::{PasswordChange, PasswordChanged};
 use crate::audit::{AuditEvent, AuditKind};
+use crate::crypto::password::StoredHash;
 use crate::db::UserRecord;
-use crate::domain::{Caller, ClientInfo, Email, Password, Violations};
+use crate::domain::{Caller, ClientInfo, Email, Password, UserId, Violations};
 use crate::error::AuthError;
 use chrono::Utc;
 
@@ -82,7 +83,14 @@ impl Accounts {
                     let now_stored = self.caller_record(caller).await?.password_hash;
                     let still = self
                         .hasher
-                        .verify(&current, Some(&now_stored), &Default::default())
+                        .verify(
+                            &current,
+                            Some(StoredHash {
+                                user_id: caller.user_id,
+                                hash: &now_stored,
+                            }),
+                            &Default::default(),
+                        )
                         .await?
                         .matches;
                     if !still {
@@ -121,7 +129,14 @@ impl Accounts {
         };
         let verified = self
             .hasher
-            .verify(password, Some(&user.password_hash), attempt.started())
+            .verify(
+                password,
+                Some(StoredHash {
+                    user_id: UserId(user.id),
+                    hash: &user.password_hash,
+                }),
+                attempt.started(),
+            )
             .await?;
         if verified.matches {
             attempt.succeeded().await?;

@@ -2,6 +2,7 @@
 //! table or a JSON Lines file), which columns hold what, and authd's own database as target.
 
 use super::database::DatabaseSettings;
+use super::password::HashCostSettings;
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 use std::path::PathBuf;
@@ -13,6 +14,10 @@ pub struct ImportArgs {
     /// authd's own database, as `serve` has it (migrated first, like `serve` does).
     #[command(flatten)]
     pub database: DatabaseSettings,
+    /// The hash cost `serve` is configured with (the same settings): a row whose hash would cost
+    /// more to check than a login allows is skipped.
+    #[command(flatten)]
+    pub hash_cost: HashCostSettings,
     /// The existing app's PostgreSQL database (`postgres://…`), read only: one read-only
     /// transaction, rows in primary-key order through a cursor.
     #[arg(long, env = "AUTHD_FROM_DB", hide_env_values = true)]

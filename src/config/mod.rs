@@ -25,7 +25,7 @@ pub use error::{CliError, Problem, SettingsError};
 pub use import::{ImportArgs, Preset};
 pub use keys::{KeySettings, read_sealer};
 pub use load::{Loaded, parse_args};
-pub use password::PasswordSettings;
+pub use password::{HashCostSettings, PasswordSettings};
 pub use preset::source_table;
 pub use redact::{redact, scrub};
 pub use serve::{IntrospectSettings, LogFormat, Settings, TlsSettings};

@@ -29,9 +29,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// logins reuses it, short enough that memory goes back soon after a burst.
 pub const IDLE_RELEASE: Duration = Duration::from_secs(10);
 
-/// The most argon2 memory a stored hash may ask for, unless the configured cost is higher: a hash
-/// imported with a huge cost must fail, not take the machine's memory.
-const MAX_STORED_BLOCKS: usize = 256 * 1024;
+/// The most argon2 memory a stored hash may ask for, unless the configured cost is higher: the
+/// bound of [`super::hash_bounds`] (which keeps such a hash from reaching a hashing thread), held
+/// here too so that a hash over it fails, never takes the machine's memory.
+const MAX_STORED_BLOCKS: usize = super::hash_bounds::ARGON2_MAX_MEMORY_KIB as usize;
 
 /// Buffers are reserved at least this large (virtual size only; just the part a hash uses is ever
 /// touched). glibc serves an allocation over 32 MiB (`DEFAULT_MMAP_THRESHOLD_MAX`) with a mapping

@@ -1,6 +1,7 @@
 //! Cryptography: password hashing, opaque tokens, signing keys, access tokens, sealing and
 //! one-time passwords (TOTP).
 
+pub mod hash_bounds;
 pub mod hash_pool;
 pub mod jwt;
 pub mod keys;

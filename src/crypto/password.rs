@@ -6,10 +6,13 @@
 //! allocated per hash. A login for an unknown email verifies against a dummy hash so that it costs
 //! the same as a wrong password.
 
+use super::hash_bounds::{CostBounds, OverCost, bcrypt_cost, is_bcrypt};
 use super::hash_pool::{self, HashPool};
-use crate::domain::Password;
+use crate::domain::{Password, UserId};
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use parking_lot::Mutex;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -89,16 +92,33 @@ impl HashStarted {
     }
 }
 
+/// A user's stored hash, as [`PasswordHasher::verify`] checks it: whose it is, so that a hash
+/// refused for its cost can be named in the log by its user (never by itself).
+#[derive(Debug, Clone, Copy)]
+pub struct StoredHash<'a> {
+    pub user_id: UserId,
+    pub hash: &'a str,
+}
+
+/// How many users whose stored hash was refused for its cost are remembered, so that each is
+/// logged once; when the set is full it starts over (memory stays bounded; a user may then be
+/// logged again).
+const REFUSED_REMEMBERED: usize = 1024;
+
 /// Hashes and verifies passwords with the configured algorithm and cost.
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
     pool: Arc<HashPool>,
+    /// Users already logged for a stored hash over the cost bounds.
+    refused: Arc<Mutex<HashSet<UserId>>>,
 }
 
 #[derive(Clone)]
 struct Inner {
     algorithm: HashAlgorithm,
+    /// The most a stored hash may cost to check.
+    bounds: CostBounds,
     argon2_params: Params,
     bcrypt_cost: u32,
     dummy_hash: String,
@@ -118,6 +138,7 @@ impl PasswordHasher {
         )?);
         let mut inner = Inner {
             algorithm: settings.algorithm,
+            bounds: CostBounds::new(settings),
             argon2_params,
             bcrypt_cost: settings.bcrypt_cost,
             dummy_hash: String::new(),
@@ -135,6 +156,7 @@ impl PasswordHasher {
         Ok(Self {
             inner: Arc::new(inner),
             pool,
+            refused: Arc::default(),
         })
     }
 
@@ -153,15 +175,23 @@ impl PasswordHasher {
 
     /// Checks `password` against `stored`; with no stored hash (unknown user) checks against the
     /// dummy hash, so the caller cannot tell the two apart by timing. The result then never matches.
-    /// `started` is set once the hash is certain to run.
+    /// A stored hash over the cost bounds ([`CostBounds`]) is not checked: the dummy hash is, as
+    /// for an unknown user, the result never matches, and the user is logged (once). `started` is
+    /// set once the hash is certain to run.
     pub async fn verify(
         &self,
         password: &Password,
-        stored: Option<&str>,
+        stored: Option<StoredHash<'_>>,
         started: &HashStarted,
     ) -> anyhow::Result<Verified> {
         let password = password.clone();
-        let stored = stored.map(str::to_owned);
+        let stored = stored.and_then(|stored| match self.inner.bounds.check(stored.hash) {
+            Ok(()) => Some(stored.hash.to_owned()),
+            Err(over) => {
+                self.log_refused(stored.user_id, over);
+                None
+            }
+        });
         self.run_blocking(Some(started), move |inner| match stored {
             Some(stored) => inner.verify_forms(&password, &stored),
             None => inner
@@ -172,6 +202,25 @@ impl PasswordHasher {
                 }),
         })
         .await
+    }
+
+    /// Logs a user whose stored hash costs too much to check, the first time it is refused.
+    fn log_refused(&self, user_id: UserId, over: OverCost) {
+        let first = {
+            let mut refused = self.refused.lock();
+            if refused.len() >= REFUSED_REMEMBERED && !refused.contains(&user_id) {
+                refused.clear();
+            }
+            refused.insert(user_id)
+        };
+        if first {
+            tracing::warn!(
+                user_id = %user_id,
+                cause = %over,
+                "stored password hash costs too much to check: its logins are refused like a \
+                 wrong password until the password is reset"
+            );
+        }
     }
 
     async fn run_blocking<T, F>(&self, started: Option<&HashStarted>, work: F) -> anyhow::Result<T>
@@ -331,16 +380,11 @@ fn argon2_output(
     })
 }
 
-fn is_bcrypt(stored: &str) -> bool {
-    ["$2a$", "$2b$", "$2x$", "$2y$"]
-        .iter()
-        .any(|prefix| stored.starts_with(prefix))
-}
-
 /// Whether `stored` is a hash authd can take over as it is (`authd import`): bcrypt as Node's
 /// bcrypt and bcryptjs write it (`$2a$`, `$2b$` or `$2y$`, a cost of 4 to 31, 22 characters of
 /// salt and 31 of hash in bcrypt's base64: 60 in all), or an argon2id PHC string with a salt and
-/// an output. Both verify at login and are upgraded to the configured algorithm.
+/// an output. Both verify at login and are upgraded to the configured algorithm. This is the
+/// format only: what a hash may cost is [`CostBounds`]'s to say.
 pub fn is_importable_hash(stored: &str) -> bool {
     let bytes = stored.as_bytes();
     if let Some(rest) = ["$2a$", "$2b$", "$2y$"]
@@ -362,11 +406,6 @@ pub fn is_importable_hash(stored: &str) -> bool {
             && parsed.hash.is_some()
             && Params::try_from(&parsed).is_ok()
     })
-}
-
-/// The cost of a `$2b$10$…` hash.
-fn bcrypt_cost(stored: &str) -> Option<u32> {
-    stored.get(4..6)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -417,6 +456,14 @@ mod tests {
         }
     }
 
+    /// `hash` as some user's stored hash.
+    fn of_user(hash: &str) -> Option<StoredHash<'_>> {
+        Some(StoredHash {
+            user_id: UserId::new(),
+            hash,
+        })
+    }
+
     fn password(raw: &str) -> Password {
         Password::parse_attempt("password", raw).unwrap_or_else(|_| panic!("bad test password"))
     }
@@ -429,7 +476,7 @@ mod tests {
         let ok = hasher
             .verify(
                 &password("correct horse"),
-                Some(&hash),
+                of_user(&hash),
                 &HashStarted::default(),
             )
             .await?;
@@ -443,7 +490,7 @@ mod tests {
         let wrong = hasher
             .verify(
                 &password("correct horsf"),
-                Some(&hash),
+                of_user(&hash),
                 &HashStarted::default(),
             )
             .await?;
@@ -460,7 +507,7 @@ mod tests {
         let verified = hasher
             .verify(
                 &password("node secret"),
-                Some(&legacy),
+                of_user(&legacy),
                 &HashStarted::default(),
             )
             .await?;
@@ -475,7 +522,7 @@ mod tests {
             !hasher
                 .verify(
                     &password("node secreT"),
-                    Some(&legacy),
+                    of_user(&legacy),
                     &HashStarted::default()
                 )
                 .await?
@@ -494,7 +541,7 @@ mod tests {
         let verified = strong
             .verify(
                 &password("correct horse"),
-                Some(&hash),
+                of_user(&hash),
                 &HashStarted::default(),
             )
             .await?;
@@ -585,7 +632,7 @@ mod tests {
                 (hasher.clone(), queued_started.clone(), stored.clone());
             tokio::spawn(async move {
                 hasher
-                    .verify(&password("a wrong guess"), Some(&stored), &started)
+                    .verify(&password("a wrong guess"), of_user(&stored), &started)
                     .await
             })
         };
@@ -602,7 +649,7 @@ mod tests {
         // The same call, not dropped, does get started.
         let started = HashStarted::default();
         hasher
-            .verify(&password("a wrong guess"), Some(&stored), &started)
+            .verify(&password("a wrong guess"), of_user(&stored), &started)
             .await?;
         assert!(started.get());
         assert_eq!(hasher.pool.finished(), before + 2);
@@ -620,7 +667,7 @@ mod tests {
             let (hasher, started) = (hasher.clone(), started.clone());
             tokio::spawn(async move {
                 hasher
-                    .verify(&password("a wrong guess"), Some(&stored), &started)
+                    .verify(&password("a wrong guess"), of_user(&stored), &started)
                     .await
             })
         };
@@ -678,7 +725,7 @@ mod tests {
             let right = hasher
                 .verify(
                     &password("correct horse"),
-                    Some(&stored),
+                    of_user(&stored),
                     &HashStarted::default(),
                 )
                 .await?;
@@ -693,7 +740,7 @@ mod tests {
             let wrong = hasher
                 .verify(
                     &password("correct horsf"),
-                    Some(&stored),
+                    of_user(&stored),
                     &HashStarted::default(),
                 )
                 .await?;
@@ -722,31 +769,62 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stored_hash_of_a_huge_cost_is_refused_not_allocated() -> anyhow::Result<()> {
+    async fn a_stored_hash_over_the_cost_bounds_never_matches_and_costs_the_dummy_hash()
+    -> anyhow::Result<()> {
         let hasher = PasswordHasher::new(&settings(HashAlgorithm::Argon2id))?;
-        // 1 GiB (m is in KiB) per verification, on every hashing thread at once: refused.
-        let stored = "$argon2id$v=19$m=1048576,t=1,p=1$c2l4dGVlbiBieXRlIHNhbA$\
-                      AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-        let verified = hasher
-            .verify(
-                &password("correct horse"),
-                Some(stored),
-                &HashStarted::default(),
-            )
-            .await;
-        assert!(verified.is_err(), "{verified:?}");
+        let over = [
+            // 4 GiB (m is in KiB) per verification: refused, not allocated.
+            "$argon2id$v=19$m=4194304,t=1,p=1$c2l4dGVlbiBieXRlIHNhbA$\
+             AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+                .to_owned(),
+            // 2^31 rounds: hours on one thread.
+            bcrypt::hash_with_salt("correct horse", 4, [7; 16])?
+                .to_string()
+                .replacen("$04$", "$31$", 1),
+        ];
+        for stored_hash in &over {
+            let before = hasher.pool.finished();
+            let started = HashStarted::default();
+            let verified = hasher
+                .verify(&password("correct horse"), of_user(stored_hash), &started)
+                .await?;
+            assert_eq!(
+                verified,
+                Verified {
+                    matches: false,
+                    needs_rehash: false
+                }
+            );
+            assert!(started.get(), "the dummy hash ran in its place");
+            assert_eq!(hasher.pool.finished(), before + 1);
+        }
         // The thread is still there for the next login.
         let fine = hasher.hash(&password("correct horse")).await?;
         assert!(
             hasher
                 .verify(
                     &password("correct horse"),
-                    Some(&fine),
+                    of_user(&fine),
                     &HashStarted::default()
                 )
                 .await?
                 .matches
         );
+        Ok(())
+    }
+
+    #[test]
+    fn users_refused_for_cost_are_remembered_in_a_bounded_set() -> anyhow::Result<()> {
+        let hasher = PasswordHasher::new(&settings(HashAlgorithm::Argon2id))?;
+        let over = OverCost::BcryptCost { cost: 31, max: 13 };
+        let user = UserId::new();
+        hasher.log_refused(user, over);
+        hasher.log_refused(user, over);
+        assert_eq!(hasher.refused.lock().len(), 1);
+        for _ in 0..REFUSED_REMEMBERED * 2 {
+            hasher.log_refused(UserId::new(), over);
+        }
+        assert!(hasher.refused.lock().len() <= REFUSED_REMEMBERED);
         Ok(())
     }
 
@@ -762,7 +840,7 @@ mod tests {
             let legacy = legacy.clone();
             async move {
                 hasher
-                    .verify(&password(&raw), Some(&legacy), &HashStarted::default())
+                    .verify(&password(&raw), of_user(&legacy), &HashStarted::default())
                     .await
             }
         };
@@ -782,7 +860,7 @@ mod tests {
         let verified = hasher
             .verify(
                 &password(&format!("{exactly_72}?")),
-                Some(&cut),
+                of_user(&cut),
                 &HashStarted::default(),
             )
             .await?;
@@ -806,7 +884,7 @@ mod tests {
         // As authd stored hashes before it normalized passwords: of the bytes as typed.
         let legacy = hasher.inner.hash(nfd)?;
         let typed = hasher
-            .verify(&password(nfd), Some(&legacy), &HashStarted::default())
+            .verify(&password(nfd), of_user(&legacy), &HashStarted::default())
             .await?;
         assert_eq!(
             typed,
@@ -820,7 +898,7 @@ mod tests {
         let rehashed = hasher.hash(&password(nfd)).await?;
         for form in [nfd, nfc] {
             let verified = hasher
-                .verify(&password(form), Some(&rehashed), &HashStarted::default())
+                .verify(&password(form), of_user(&rehashed), &HashStarted::default())
                 .await?;
             assert_eq!(
                 verified,
@@ -833,7 +911,7 @@ mod tests {
         let wrong = hasher
             .verify(
                 &password("cre\u{300}me brulee"),
-                Some(&legacy),
+                of_user(&legacy),
                 &HashStarted::default(),
             )
             .await?;

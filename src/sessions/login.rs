@@ -2,6 +2,7 @@
 
 use super::Sessions;
 use crate::audit::{AuditEvent, AuditKind};
+use crate::crypto::password::StoredHash;
 use crate::db::UserRecord;
 use crate::domain::{
     AuthMethods, ClientId, ClientInfo, Email, LoginOutcome, Password, UserId, Violations,
@@ -43,7 +44,10 @@ impl Sessions {
             }
         };
         let user = self.store.user_by_email(&email).await?;
-        let stored_hash = user.as_ref().map(|u| u.password_hash.as_str());
+        let stored_hash = user.as_ref().map(|u| StoredHash {
+            user_id: UserId(u.id),
+            hash: &u.password_hash,
+        });
         let verified = self
             .hasher
             .verify(&password, stored_hash, attempt.started())
@@ -97,7 +101,14 @@ impl Sessions {
             let still = match &current {
                 Some(current) => {
                     self.hasher
-                        .verify(&password, Some(&current.password_hash), &Default::default())
+                        .verify(
+                            &password,
+                            Some(StoredHash {
+                                user_id,
+                                hash: &current.password_hash,
+                            }),
+                            &Default::default(),
+                        )
                         .await?
                         .matches
                 }

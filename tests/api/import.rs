@@ -485,3 +485,67 @@ async fn bad_flags_and_an_unreachable_source_stop_the_import_before_anything_is_
     assert_eq!(missing.status.code(), Some(1));
     assert!(users(&target).await.is_empty());
 }
+
+#[tokio::test]
+async fn hashes_that_cost_more_than_a_login_may_are_skipped_with_the_reason() {
+    let good = bcrypt10("a json old password").await;
+    let bcrypt31 = format!("$2b$31${}", &good[7..]);
+    let argon2_4_gib = "$argon2id$v=19$m=4194304,t=1,p=1$c2l4dGVlbiBieXRlIHNhbA$\
+                        AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    // Within the bounds: Node's argon2 defaults.
+    let argon2_node = "$argon2id$v=19$m=65536,t=3,p=4$c2l4dGVlbiBieXRlIHNhbA$\
+                       AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let rows = [
+        ("1", "c1@example.com", good.as_str()),
+        ("2", "c2@example.com", bcrypt31.as_str()),
+        ("3", "c3@example.com", argon2_4_gib),
+        ("4", "c4@example.com", argon2_node),
+    ];
+    let file: String = rows
+        .iter()
+        .map(|(id, email, hash)| {
+            format!(r#"{{"id": {id}, "email": "{email}", "password_hash": "{hash}"}}"#) + "\n"
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.jsonl");
+    std::fs::write(&path, file).unwrap();
+
+    let target = TestDb::new().await;
+    let args: Vec<String> = vec![
+        "--from-jsonl".into(),
+        path.display().to_string(),
+        "--assume-verified".into(),
+    ];
+    let output = import(&target, &args).await;
+    let report = Report::of(&output); // exit 0, as for every skipped row
+    assert_eq!(report.count("imported"), 2, "{}", report.0);
+    assert_eq!(report.count("skipped"), 2, "{}", report.0);
+    let reason = "password hash costs more to check than a login may";
+    assert_eq!(report.count(reason), 2, "{}", report.0);
+    assert_eq!(
+        report.examples(reason),
+        "line 2 (id 2), line 3 (id 3)",
+        "{}",
+        report.0
+    );
+    let printed = format!("{}{}", report.0, String::from_utf8_lossy(&output.stderr));
+    assert!(!printed.contains("c2l4dGVlbiBieXRlIHNhbA") && !printed.contains(&good[7..]));
+    let kept: Vec<_> = users(&target)
+        .await
+        .into_iter()
+        .map(|(email, _, hash, ..)| (email, hash))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("c1@example.com".to_owned(), good.clone()),
+            ("c4@example.com".to_owned(), argon2_node.to_owned()),
+        ]
+    );
+
+    let mut app = TestApp::spawn_on(target, SmtpServer::start().await, &[]).await;
+    app.login("c1@example.com", "a json old password")
+        .await
+        .expect("the good row logs in");
+}

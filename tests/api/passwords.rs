@@ -391,3 +391,59 @@ async fn hostile_password_fields_are_refused_quickly() {
         }
     }
 }
+
+/// Stored hashes over the cost bounds, well formed: bcrypt's top cost (2^31 rounds, hours) and
+/// argon2id asking for 4 GiB.
+fn hashes_over_the_cost_bounds() -> [String; 2] {
+    let bcrypt31 = bcrypt::hash_with_salt("the old password", 4, *b"sixteen byte slt")
+        .unwrap()
+        .to_string()
+        .replacen("$04$", "$31$", 1);
+    let argon2_4_gib = "$argon2id$v=19$m=4194304,t=1,p=1$c2l4dGVlbiBieXRlIHNhbA$\
+                        AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        .to_owned();
+    [bcrypt31, argon2_4_gib]
+}
+
+#[tokio::test]
+async fn a_stored_hash_over_the_cost_bounds_answers_like_a_wrong_password_and_blocks_nobody() {
+    let mut app = TestApp::spawn_with(&["--max-concurrent-hashes", "2"]).await;
+    app.signup_verified_login("normal@example.com").await;
+    let wrong = app
+        .login("normal@example.com", "a wrong password")
+        .await
+        .unwrap_err();
+    let costly = ["bcrypt31@example.com", "argon2@example.com"];
+    for (email, hash) in costly.iter().zip(hashes_over_the_cost_bounds()) {
+        insert_user_with_hash(&app, email, hash).await;
+    }
+    // Two logins for each at once (as many as there are hashing threads), and a normal login
+    // meanwhile: before the bounds, the bcrypt pair held both threads for hours.
+    let mut calls = JoinSet::new();
+    for email in costly.iter().chain(&costly) {
+        let mut client = app.client.clone();
+        let email = email.to_string();
+        calls.spawn(async move {
+            client
+                .login(pb::LoginRequest {
+                    email,
+                    password: "the old password".into(),
+                    client_id: String::new(),
+                })
+                .await
+        });
+    }
+    let answers = tokio::time::timeout(Duration::from_secs(60), async {
+        let normal = app.login("normal@example.com", PASSWORD).await;
+        (normal, calls.join_all().await)
+    })
+    .await
+    .expect("logins against costly hashes must not hold the hashing threads");
+    answers.0.expect("a normal login goes on meanwhile");
+    for answer in answers.1 {
+        let status = answer.expect_err("a costly hash never logs in");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        assert_eq!(status.message(), wrong.message(), "as a wrong password");
+        assert_eq!(status.details(), wrong.details());
+    }
+}

@@ -20,6 +20,7 @@ mod report;
 mod row;
 
 use crate::config::{ImportArgs, redact, scrub, source_table};
+use crate::crypto::hash_bounds::CostBounds;
 use crate::db::connect;
 use crate::db::{Store, StoreError};
 use anyhow::Context;
@@ -174,6 +175,7 @@ async fn import(
         store,
         dry_run: args.dry_run,
         assume_verified: args.assume_verified,
+        bounds: args.hash_cost.bounds(),
         hasher: RandomState::new(),
         emails: HashSet::new(),
         ids: HashSet::new(),
@@ -207,6 +209,8 @@ struct Importer<'a> {
     store: &'a Store,
     dry_run: bool,
     assume_verified: bool,
+    /// The most a kept hash may cost to check at login.
+    bounds: CostBounds,
     hasher: RandomState,
     /// Hashes of the emails and ids of the valid rows of earlier batches.
     emails: HashSet<u64>,
@@ -242,7 +246,7 @@ impl Importer<'_> {
                     continue;
                 }
             };
-            let checked = match row::check(row, self.assume_verified, now) {
+            let checked = match row::check(row, &self.bounds, self.assume_verified, now) {
                 Ok(checked) => checked,
                 Err(reason) => {
                     self.report.skip(reason, &place);

@@ -1,6 +1,7 @@
 //! One source row checked and turned into a user for authd, or the reason it is skipped.
 
 use super::queries::{BulkUser, SourceRow};
+use crate::crypto::hash_bounds::CostBounds;
 use crate::crypto::password::is_importable_hash;
 use crate::domain::{DisplayName, Email, UserId};
 use chrono::{DateTime, Utc};
@@ -20,6 +21,7 @@ pub enum Skip {
     InvalidEmail,
     NoHash,
     HashNotBcrypt,
+    HashTooCostly,
     InvalidName,
     MalformedLine,
     RefusedByDatabase,
@@ -39,6 +41,11 @@ impl Skip {
             Self::InvalidEmail => "invalid email",
             Self::NoHash => "no password hash (empty or NULL)",
             Self::HashNotBcrypt => "password hash is not bcrypt (or argon2id)",
+            // The numbers are `hash_bounds`' (a test holds them to it).
+            Self::HashTooCostly => {
+                "password hash costs more to check than a login may (over bcrypt cost 13, \
+                 argon2 m of 256 MiB, m × t of 256 MiB or p of 16, or the configured cost)"
+            }
             Self::InvalidName => "invalid name (over 200 characters, or control characters)",
             Self::MalformedLine => "malformed line",
             Self::RefusedByDatabase => "refused by authd's database (see the log)",
@@ -86,9 +93,14 @@ pub struct Checked {
     pub verified_assumed: bool,
 }
 
-/// Checks `row`: an id, an email `domain::Email` accepts, a bcrypt or argon2id hash, a name
-/// `DisplayName` accepts (or none).
-pub fn check(row: SourceRow, assume_verified: bool, now: DateTime<Utc>) -> Result<Checked, Skip> {
+/// Checks `row`: an id, an email `domain::Email` accepts, a bcrypt or argon2id hash within
+/// `bounds`, a name `DisplayName` accepts (or none).
+pub fn check(
+    row: SourceRow,
+    bounds: &CostBounds,
+    assume_verified: bool,
+    now: DateTime<Utc>,
+) -> Result<Checked, Skip> {
     let ext_id = match row.id {
         Some(id)
             if !id.trim().is_empty()
@@ -110,6 +122,9 @@ pub fn check(row: SourceRow, assume_verified: bool, now: DateTime<Utc>) -> Resul
         Some(_) => return Err(Skip::HashNotBcrypt),
         None => return Err(Skip::NoHash),
     };
+    if bounds.check(&password_hash).is_err() {
+        return Err(Skip::HashTooCostly);
+    }
     let given = row.name.as_deref().filter(|name| !name.trim().is_empty());
     let name = match given {
         Some(raw) => DisplayName::parse("name", raw),
@@ -141,8 +156,13 @@ fn local_part(email: &Email) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::hash_bounds::{
+        ARGON2_MAX_LANES, ARGON2_MAX_MEMORY_KIB, ARGON2_MAX_WORK_KIB, BCRYPT_MAX_COST,
+    };
 
     const HASH: &str = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
+    const ARGON2_4_GIB: &str = "$argon2id$v=19$m=4194304,t=1,p=1$c2l4dGVlbiBieXRlIHNhbA$\
+                                AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
     fn row(id: &str, email: &str, hash: Option<&str>, name: Option<&str>) -> SourceRow {
         SourceRow {
@@ -154,14 +174,26 @@ mod tests {
         }
     }
 
+    /// The bounds with authd's default cost configured.
+    fn bounds() -> CostBounds {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cost {
+            #[command(flatten)]
+            cost: crate::config::HashCostSettings,
+        }
+        Cost::parse_from(["cost"]).cost.bounds()
+    }
+
     fn skip(row: SourceRow) -> Option<Skip> {
-        check(row, false, Utc::now()).err()
+        check(row, &bounds(), false, Utc::now()).err()
     }
 
     #[test]
     fn a_good_row_keeps_its_id_hash_and_lower_cased_email() {
         let checked = check(
             row("42", " Ada@Example.COM", Some(HASH), Some("Ada")),
+            &bounds(),
             true,
             Utc::now(),
         )
@@ -179,6 +211,7 @@ mod tests {
         for name in [None, Some(""), Some("   ")] {
             let checked = check(
                 row("7", "grace@example.com", Some(HASH), name),
+                &bounds(),
                 false,
                 Utc::now(),
             )
@@ -193,7 +226,7 @@ mod tests {
     fn the_source_says_whether_the_email_is_verified_when_it_can() {
         let mut unverified = row("7", "grace@example.com", Some(HASH), None);
         unverified.email_verified = Some(false);
-        let checked = check(unverified, true, Utc::now()).unwrap();
+        let checked = check(unverified, &bounds(), true, Utc::now()).unwrap();
         assert!(!checked.user.email_verified && !checked.verified_assumed);
     }
 
@@ -209,6 +242,37 @@ mod tests {
             (row("1", "a@example.com", Some(""), None), Skip::NoHash),
             (
                 row("1", "a@example.com", Some("hunter2"), None),
+                Skip::HashNotBcrypt,
+            ),
+            (
+                row(
+                    "1",
+                    "a@example.com",
+                    Some(&HASH.replace("$10$", "$31$")),
+                    None,
+                ),
+                Skip::HashTooCostly,
+            ),
+            (
+                row(
+                    "1",
+                    "a@example.com",
+                    Some(&HASH.replace("$10$", "$14$")),
+                    None,
+                ),
+                Skip::HashTooCostly,
+            ),
+            (
+                row("1", "a@example.com", Some(ARGON2_4_GIB), None),
+                Skip::HashTooCostly,
+            ),
+            (
+                row(
+                    "1",
+                    "a@example.com",
+                    Some(&HASH.replace("$10$", "$1x$")),
+                    None,
+                ),
                 Skip::HashNotBcrypt,
             ),
             (
@@ -231,6 +295,38 @@ mod tests {
         let mut no_id = row("1", "a@example.com", Some(HASH), None);
         no_id.id = None;
         assert_eq!(skip(no_id), Some(Skip::InvalidId));
+    }
+
+    #[test]
+    fn hashes_up_to_the_bounds_are_kept() {
+        for hash in [
+            HASH.replace("$10$", "$13$"),
+            "$argon2id$v=19$m=65536,t=3,p=4$c2l4dGVlbiBieXRlIHNhbA$\
+             AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+                .to_owned(),
+        ] {
+            let checked = check(
+                row("1", "a@example.com", Some(&hash), None),
+                &bounds(),
+                false,
+                Utc::now(),
+            );
+            assert_eq!(checked.ok().map(|c| c.user.password_hash), Some(hash));
+        }
+    }
+
+    #[test]
+    fn the_too_costly_reason_names_the_bounds_there_are() {
+        let reason = Skip::HashTooCostly.describe();
+        let mib = |kib: u64| format!("{} MiB", kib / 1024);
+        for bound in [
+            format!("bcrypt cost {BCRYPT_MAX_COST}"),
+            format!("m of {}", mib(ARGON2_MAX_MEMORY_KIB.into())),
+            format!("m × t of {}", mib(ARGON2_MAX_WORK_KIB)),
+            format!("p of {ARGON2_MAX_LANES}"),
+        ] {
+            assert!(reason.contains(&bound), "{reason:?} lacks {bound:?}");
+        }
     }
 
     #[test]
