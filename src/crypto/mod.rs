@@ -2,6 +2,7 @@
 //! one-time passwords (TOTP).
 
 pub mod hash_bounds;
+mod hash_params;
 pub mod hash_pool;
 pub mod jwt;
 pub mod keys;
