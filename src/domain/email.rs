@@ -14,7 +14,10 @@ impl Email {
     /// DNS name with at least two labels. Quoted local parts and IP-literal domains are refused.
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, FieldViolation> {
         let invalid = |why: &str| FieldViolation::new(field, why);
-        let email = raw.trim().to_lowercase();
+        // ASCII case only: a full Unicode lower-casing folds some non-ASCII letters into ASCII
+        // ones (U+212A KELVIN SIGN becomes `k`), so `\u{212a}ate@…` would become someone else's
+        // `kate@…`. Non-ASCII is refused below, whatever its case.
+        let email = raw.trim().to_ascii_lowercase();
         if email.is_empty() {
             return Err(invalid("is required"));
         }
@@ -85,6 +88,26 @@ mod tests {
     fn normalises_case_and_whitespace() {
         let email = Email::parse("email", "  Alice.Smith+tag@Example.COM ").map(|e| e.0);
         assert_eq!(email, Ok("alice.smith+tag@example.com".to_owned()));
+    }
+
+    #[test]
+    fn letters_that_lower_case_into_ascii_are_refused_not_folded() {
+        // U+212A KELVIN SIGN and U+212B ANGSTROM SIGN; U+0130 LATIN CAPITAL I WITH DOT ABOVE.
+        for tricky in [
+            "\u{212a}ate@example.com",
+            "\u{212b}sa@example.com",
+            "\u{130}da@example.com",
+            "kate@exa\u{212a}ple.com",
+        ] {
+            assert!(
+                Email::parse("email", tricky).is_err(),
+                "accepted {tricky:?}"
+            );
+        }
+        assert_eq!(
+            Email::parse("email", "KATE@EXAMPLE.COM").map(|e| e.0),
+            Ok("kate@example.com".to_owned())
+        );
     }
 
     #[test]

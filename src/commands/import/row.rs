@@ -207,6 +207,20 @@ mod tests {
     }
 
     #[test]
+    fn an_email_with_a_kelvin_sign_is_invalid_not_someone_elses() {
+        let skipped = check(
+            row("7", "\u{212a}ate@example.com", Some(HASH), None),
+            &bounds(),
+            true,
+            Utc::now(),
+        );
+        assert!(
+            matches!(skipped, Err(Skip::InvalidEmail)),
+            "a Kelvin sign must not fold into `kate@example.com`"
+        );
+    }
+
+    #[test]
     fn a_missing_name_is_the_emails_local_part() {
         for name in [None, Some(""), Some("   ")] {
             let checked = check(
