@@ -5,7 +5,7 @@ use super::database::DatabaseSettings;
 use super::import::ImportArgs;
 use super::keys::KeySettings;
 use super::serve::Settings;
-use super::values::parse_duration;
+use super::values::{parse_duration, parse_socket_addr};
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -48,11 +48,11 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct HealthcheckSettings {
     /// gRPC address the server listens on.
-    #[arg(long, env = "AUTHD_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "AUTHD_GRPC_ADDR", default_value = "127.0.0.1:50051", value_parser = parse_socket_addr)]
     pub grpc_addr: SocketAddr,
     /// HTTP side port; asked (`/readyz`) instead of gRPC when the gRPC port requires client
     /// certificates (AUTHD_TLS_CLIENT_CA).
-    #[arg(long, env = "AUTHD_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "AUTHD_HTTP_ADDR", default_value = "127.0.0.1:8080", value_parser = parse_socket_addr)]
     pub http_addr: SocketAddr,
     /// The certificate the gRPC port serves: with it, the check speaks TLS and accepts exactly
     /// that certificate.

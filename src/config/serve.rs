@@ -5,7 +5,7 @@ use super::database::DatabaseSettings;
 use super::keys::KeySettings;
 use super::password::PasswordSettings;
 use super::throttle::ThrottleSettings;
-use super::values::{parse_bool, parse_duration};
+use super::values::{parse_bool, parse_duration, parse_socket_addr};
 use crate::domain::ClientId;
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
@@ -22,10 +22,10 @@ pub struct Settings {
     pub no_migrate: bool,
 
     /// gRPC listen address.
-    #[arg(long, env = "AUTHD_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "AUTHD_GRPC_ADDR", default_value = "127.0.0.1:50051", value_parser = parse_socket_addr)]
     pub grpc_addr: SocketAddr,
     /// HTTP side port: JWKS, health, metrics.
-    #[arg(long, env = "AUTHD_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "AUTHD_HTTP_ADDR", default_value = "127.0.0.1:8080", value_parser = parse_socket_addr)]
     pub http_addr: SocketAddr,
     /// `iss` claim of access tokens [default: http://<AUTHD_HTTP_ADDR>].
     #[arg(long, env = "AUTHD_ISSUER")]

@@ -1,5 +1,7 @@
-//! Parsers for the values of settings that clap does not know: durations and booleans.
+//! Parsers for the values of settings that clap does not know: durations, booleans and listen
+//! addresses.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Parses `90s`, `15m`, `24h`, `7d` (or a bare `0`), up to a century. Whole numbers only.
@@ -38,12 +40,48 @@ pub fn parse_bool(raw: &str) -> Result<bool, String> {
     }
 }
 
+/// A listen or connect address: an IP address and a port (`127.0.0.1:50051`, `[::1]:50051`,
+/// `0.0.0.0:50051`). A host name is not resolved here, and the refusal says so.
+pub fn parse_socket_addr(raw: &str) -> Result<SocketAddr, String> {
+    raw.trim().parse().map_err(|_| {
+        let host_and_port = raw
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if host_and_port {
+            format!(
+                "`{raw}` names a host: give an IP address and a port, such as 127.0.0.1:50051, \
+                 [::1]:50051 or 0.0.0.0:50051 (all interfaces)"
+            )
+        } else {
+            format!("`{raw}` is not an IP address and port such as 127.0.0.1:50051")
+        }
+    })
+}
+
 /// The longest duration a setting takes: a century, far beyond any sane lifetime, and well
 /// inside what date arithmetic handles.
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_ip_and_port_and_a_host_name_is_told_apart() {
+        assert_eq!(
+            parse_socket_addr(" 127.0.0.1:50051 ").map(|a| a.port()),
+            Ok(50051)
+        );
+        assert!(parse_socket_addr("[::1]:8080").is_ok());
+        let host = parse_socket_addr("localhost:50051").unwrap_err();
+        assert!(host.contains("names a host"), "{host}");
+        for bad in ["", "127.0.0.1", ":80", "127.0.0.1:99999", "x"] {
+            let why = parse_socket_addr(bad).unwrap_err();
+            assert!(
+                why.contains("is not an IP address and port"),
+                "{bad:?}: {why}"
+            );
+        }
+    }
 
     #[test]
     fn durations_parse_with_units() {

@@ -148,6 +148,22 @@ fn the_keys_commands_check_their_settings_too() {
 }
 
 #[test]
+fn a_host_name_for_an_address_is_refused_saying_to_give_an_ip_address() {
+    for (variable, value) in [
+        ("AUTHD_GRPC_ADDR", "localhost:50051"),
+        ("AUTHD_HTTP_ADDR", "auth.internal:8080"),
+    ] {
+        refused(&[(variable, value)], &["serve"], variable);
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let (_, stderr) = text(&authd(dir.path(), &[(variable, value)], &["serve"]));
+        assert!(
+            stderr.contains("names a host: give an IP address and a port"),
+            "{variable}={value}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn a_bad_flag_is_named_as_the_flag() {
     refused(&[], &["serve", "--access-ttl", "0s"], "--access-ttl");
     refused(&[], &["serve", "--access-ttl=soon"], "--access-ttl");
