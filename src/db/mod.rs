@@ -284,9 +284,49 @@ pub async fn connect(database: &crate::config::DatabaseSettings) -> anyhow::Resu
             &crate::telemetry::error_chain(&anyhow::Error::from(err)),
             &url,
         );
+        let hint = sqlite_hint(url.expose_secret())
+            .map(|hint| format!(" ({hint})"))
+            .unwrap_or_default();
         anyhow::anyhow!(
-            "connecting to the database {}: {cause}",
+            "connecting to the database {}: {cause}{hint}",
             crate::config::redact(&url)
+        )
+    })
+}
+
+/// Why SQLite may not open the file of `url`, in the terms of the setting: SQLite itself says
+/// only "unable to open database file". `None` for other databases, or when the file and its
+/// folder are there.
+fn sqlite_hint(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    let path = std::path::Path::new(path);
+    if path.exists() {
+        return None;
+    }
+    let folder = match path.parent() {
+        Some(folder) if folder.as_os_str().is_empty() => std::path::Path::new("."),
+        Some(folder) => folder,
+        None => return None,
+    };
+    let creates = query.split('&').any(|pair| pair == "mode=rwc");
+    Some(if !folder.is_dir() {
+        format!("the folder {} does not exist", folder.display())
+    } else if !creates {
+        format!(
+            "{} does not exist: add ?mode=rwc to AUTHD_DATABASE_URL to create it",
+            path.display()
+        )
+    } else {
+        format!(
+            "{} cannot be created: check that authd may write in {}",
+            path.display(),
+            folder.display()
         )
     })
 }

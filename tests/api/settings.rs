@@ -148,6 +148,35 @@ fn the_keys_commands_check_their_settings_too() {
 }
 
 #[test]
+fn a_sqlite_file_that_cannot_be_opened_says_why() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let fresh = dir.path().join("fresh.db");
+    let cases = [
+        (
+            format!("sqlite://{}", fresh.display()),
+            "does not exist: add ?mode=rwc to AUTHD_DATABASE_URL to create it",
+        ),
+        (
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("nope/fresh.db").display()
+            ),
+            "does not exist",
+        ),
+    ];
+    for (url, why) in cases {
+        let output = authd(dir.path(), &[("AUTHD_DATABASE_URL", &url)], &["serve"]);
+        let (stdout, stderr) = text(&output);
+        assert!(!output.status.success(), "{url}: {stdout}{stderr}");
+        assert!(
+            format!("{stdout}{stderr}").contains(why),
+            "{url}: {stdout}{stderr}"
+        );
+    }
+    assert!(!fresh.exists(), "nothing was created without mode=rwc");
+}
+
+#[test]
 fn a_host_name_for_an_address_is_refused_saying_to_give_an_ip_address() {
     for (variable, value) in [
         ("AUTHD_GRPC_ADDR", "localhost:50051"),
