@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber, writing to stdout; a second call (tests) leaves the first in
 /// place.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, refused) = filter_or("info");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -21,18 +21,41 @@ pub fn init(format: LogFormat) {
             .with_current_span(true)
             .try_init(),
     };
+    warn_if_refused(refused);
+}
+
+/// The filter `RUST_LOG` gives, or `default` when it is unset or not a filter; with the text and
+/// the reason in the second case, so that it can be said once logging works.
+fn filter_or(default: &str) -> (EnvFilter, Option<(String, String)>) {
+    match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(raw) if !raw.trim().is_empty() => match EnvFilter::builder().parse(&raw) {
+            Ok(filter) => (filter, None),
+            Err(err) => (EnvFilter::new(default), Some((raw, err.to_string()))),
+        },
+        _ => (EnvFilter::new(default), None),
+    }
+}
+
+fn warn_if_refused(refused: Option<(String, String)>) {
+    if let Some((raw, why)) = refused {
+        tracing::warn!(
+            rust_log = %raw,
+            "RUST_LOG is not a log filter ({why}); logging with the default filter instead"
+        );
+    }
 }
 
 /// For one-shot commands whose stdout is their answer (`authd keys list --json`): log lines,
 /// warnings and up by default, go to stderr.
 pub fn init_for_command() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let (filter, refused) = filter_or("warn");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+    warn_if_refused(refused);
 }
 
 /// An error and its causes on one line, `outer: cause: root`, leaving out a cause whose text the

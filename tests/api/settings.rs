@@ -148,6 +148,24 @@ fn the_keys_commands_check_their_settings_too() {
 }
 
 #[test]
+fn a_rust_log_that_is_not_a_filter_is_said_not_ignored() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").to_string();
+    let output = authd(
+        dir.path(),
+        &[("AUTHD_GRPC_ADDR", &port), ("RUST_LOG", "authd=verbose")],
+        &["serve"],
+    );
+    let (stdout, stderr) = text(&output);
+    let said = format!("{stdout}{stderr}");
+    assert!(
+        said.contains("RUST_LOG is not a log filter") && said.contains("authd=verbose"),
+        "{said}"
+    );
+}
+
+#[test]
 fn a_sqlite_file_that_cannot_be_opened_says_why() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let fresh = dir.path().join("fresh.db");
